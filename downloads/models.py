@@ -1,0 +1,77 @@
+"""Download jobs: one per preset install, with a row per file, in strict FIFO order.
+
+The job state lives here, not in django-q2's task table: the worker reads and writes these
+rows, and pause/cancel requests reach the running download through them.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class State(models.TextChoices):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (State.QUEUED, State.DOWNLOADING, State.PAUSED, State.RETRYING)
+
+
+class DownloadJob(models.Model):
+    preset = models.ForeignKey("presets.Preset", on_delete=models.CASCADE, related_name="download_jobs")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    force = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    speed = models.FloatField(default=0, help_text="Bytes per second")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.preset_id} ({self.state})"
+
+    @property
+    def active(self):
+        return self.state in ACTIVE_STATES
+
+
+class JobFile(models.Model):
+    """A file of the job, copied from the preset when the job was created.
+
+    The copy is what lets a catalogue refresh change a preset while its download runs:
+    the job finishes the file list it started with.
+    """
+
+    job = models.ForeignKey(DownloadJob, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)
+    url = models.CharField(max_length=2000)
+    sha256 = models.CharField(max_length=64, blank=True)
+    exact_bytes = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    speed = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+
+    def __str__(self):
+        return self.path

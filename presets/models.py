@@ -1,0 +1,224 @@
+"""The preset catalogue: categories, presets and the model files each preset brings."""
+
+import os
+import stat
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from presets.catalogue import unsafe_path_reason, unsafe_url_reason
+from presets.sizes import parse_size
+
+
+def validate_size(value):
+    try:
+        parse_size(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_model_path(value):
+    problem = unsafe_path_reason(value)
+    if problem:
+        raise ValidationError(f"Path {problem}.")
+
+
+def validate_download_url(value):
+    problem = unsafe_url_reason(value)
+    if problem:
+        raise ValidationError(f"URL {problem}.")
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, primary_key=True)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=30)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.name
+
+
+class Preset(models.Model):
+    UPSTREAM = "upstream"
+    LOCAL = "local"
+    SOURCES = [(UPSTREAM, "Upstream catalogue"), (LOCAL, "Curated locally")]
+
+    id = models.CharField(max_length=100, primary_key=True)
+    name = models.CharField(max_length=200)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="presets")
+    type = models.CharField(max_length=30)
+    description = models.TextField(blank=True)
+    use_case = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    download_size = models.CharField(
+        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
+    )
+    approx_download_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    source = models.CharField(
+        max_length=10,
+        choices=SOURCES,
+        default=LOCAL,
+        help_text="Locally curated presets are never overwritten by a refresh.",
+    )
+    retired_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when the upstream catalogue dropped this preset while it was installed or queued.",
+    )
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    def save(self, *args, **kwargs):
+        self.approx_download_bytes = parse_size(self.download_size)
+        super().save(*args, **kwargs)
+
+    def apply_catalogue_entry(self, entry, position):
+        """Take a validated presets.yaml entry's fields (its files are rows of their own)."""
+        for field in ("name", "type", "description", "use_case", "download_size", "tags"):
+            setattr(self, field, entry[field])
+        self.category_id = entry["category"]
+        self.approx_download_bytes = parse_size(self.download_size)
+        self.position = position
+
+    def as_catalogue_entry(self):
+        """This preset as a presets.yaml entry, equal to what the loader makes of the same text."""
+        return {
+            "name": self.name,
+            "category": self.category_id,
+            "type": self.type,
+            "description": self.description,
+            "use_case": self.use_case,
+            "download_size": self.download_size,
+            "tags": list(self.tags),
+            "files": [f.as_catalogue_entry() for f in self.files.all()],
+        }
+
+    @property
+    def retired(self):
+        return self.retired_at is not None
+
+    def is_installed(self, sizes=None):
+        """Every required file is on disk with its exact size where that is known."""
+        sizes = sizes if sizes is not None else disk_sizes([f.path for f in self.files.all()])
+        required = [f for f in self.files.all() if not f.optional]
+        return bool(required) and all(f.is_installed(sizes) for f in required)
+
+
+class PresetFile(models.Model):
+    preset = models.ForeignKey(Preset, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveIntegerField(default=0)
+    path = models.CharField(
+        max_length=500,
+        validators=[validate_model_path],
+        help_text="Relative to the model root, e.g. checkpoints/x.safetensors",
+    )
+    url = models.CharField(max_length=2000, validators=[validate_download_url])
+    size = models.CharField(
+        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
+    )
+    approx_bytes = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Approximate, from size")
+    exact_bytes = models.BigIntegerField(null=True, blank=True, help_text="Exact byte count, when known")
+    sha256 = models.CharField(
+        max_length=64, blank=True, validators=[RegexValidator(r"^[0-9a-f]{64}$", "64 lowercase hex digits")]
+    )
+    optional = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Upstream's optional flag; empty when the catalogue does not say.",
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.path
+
+    def save(self, *args, **kwargs):
+        self.approx_bytes = parse_size(self.size)
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def from_catalogue_entry(cls, preset, position, entry):
+        return cls(
+            preset=preset,
+            position=position,
+            path=entry["path"],
+            url=entry["url"],
+            size=entry["size"],
+            approx_bytes=parse_size(entry["size"]),
+            exact_bytes=entry.get("size_bytes"),
+            sha256=entry.get("sha256", ""),
+            optional=entry.get("optional"),
+        )
+
+    def as_catalogue_entry(self):
+        entry = {"path": self.path, "url": self.url, "size": self.size}
+        if self.optional is not None:
+            entry["optional"] = self.optional
+        if self.sha256:
+            entry["sha256"] = self.sha256
+        if self.exact_bytes is not None:
+            entry["size_bytes"] = self.exact_bytes
+        return entry
+
+    @property
+    def target(self):
+        return settings.MODEL_BASE_PATH / self.path
+
+    def is_installed(self, sizes):
+        """On disk, and of the exact size when we know it (upstream sizes are only approximate)."""
+        on_disk = sizes.get(self.path)
+        if on_disk is None or on_disk == 0:
+            return False
+        return self.exact_bytes is None or on_disk == self.exact_bytes
+
+
+def disk_sizes(paths):
+    """Map each relative path that exists as a regular file under the model root to its size.
+
+    One stat per distinct path: presets share files, so a catalogue of thousands of presets
+    costs a few thousand stats, not a directory walk of a multi-terabyte model tree.
+    """
+    root = settings.MODEL_BASE_PATH
+    sizes = {}
+    for path in set(paths):
+        try:
+            st = os.stat(root / path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            sizes[path] = st.st_size
+    return sizes
+
+
+class CatalogueSource(models.Model):
+    """Where the catalogue was last refreshed from, for conditional requests and the admin."""
+
+    url = models.CharField(max_length=2000, blank=True)
+    version = models.CharField(max_length=50, blank=True)
+    etag = models.CharField(max_length=500, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.url or 'local file'} (version {self.version or '?'})"
+
+    @classmethod
+    def current(cls):
+        source, _ = cls.objects.get_or_create(pk=1)
+        return source

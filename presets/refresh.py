@@ -1,0 +1,237 @@
+"""Refreshing the catalogue from presets.yaml (a URL or a local file) into the database.
+
+A refresh is all or nothing: the text is validated first, then applied in one transaction,
+and only then written to PRESETS_FILE (the previous copy kept as PRESETS_FILE.bak). It is
+careful with what users depend on: locally curated presets are never overwritten, presets
+dropped upstream are retired instead of deleted while installed or queued, and running
+downloads keep the file list their job copied when it started.
+"""
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from presets.catalogue import dump_catalogue, parse_catalogue, unsafe_url_reason
+from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "presetsite-catalogue/1.0"
+
+
+class RefreshError(Exception):
+    """The refresh could not run (network, HTTP status, size); nothing was changed."""
+
+
+@dataclass
+class RefreshResult:
+    added: list = field(default_factory=list)
+    changed: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
+    retired: list = field(default_factory=list)
+    unchanged: list = field(default_factory=list)
+    kept_local: list = field(default_factory=list)
+    not_modified: bool = False
+    version: str = ""
+
+    def as_dict(self):
+        return asdict(self)
+
+    def summary(self):
+        if self.not_modified:
+            return f"catalogue not modified (version {self.version or '?'})"
+        return (
+            f"version {self.version or '?'}: {len(self.added)} added, {len(self.changed)} changed, "
+            f"{len(self.removed)} removed, {len(self.retired)} retired, {len(self.unchanged)} unchanged, "
+            f"{len(self.kept_local)} kept as curated locally"
+        )
+
+
+def refresh_from_url(url=None):
+    """Fetch presets.yaml (conditionally, with the stored ETag) and apply it."""
+    url = url or settings.PRESETS_REFRESH_URL
+    problem = unsafe_url_reason(url)
+    if problem:
+        raise RefreshError(f"refresh URL {problem}: {url!r}")
+    source = CatalogueSource.current()
+    headers = {"User-Agent": USER_AGENT}
+    if source.etag and source.url == url and Path(settings.PRESETS_FILE).exists():
+        headers["If-None-Match"] = source.etag
+    try:
+        with requests.get(url, headers=headers, timeout=settings.PRESETS_REFRESH_TIMEOUT, stream=True) as response:
+            if response.status_code == 304:
+                source.checked_at = timezone.now()
+                source.save(update_fields=["checked_at"])
+                return RefreshResult(not_modified=True, version=source.version)
+            if response.status_code != 200:
+                raise RefreshError(f"{url} answered HTTP {response.status_code}")
+            body = _read_limited(response, settings.PRESETS_MAX_BYTES)
+            etag = response.headers.get("ETag", "")
+    except requests.RequestException as exc:
+        raise RefreshError(f"could not fetch {url}: {exc.__class__.__name__}") from None
+    return load_catalogue_text(body, url=url, etag=etag)
+
+
+def refresh_from_file(path):
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > settings.PRESETS_MAX_BYTES:
+            raise RefreshError(f"{path} is {size} bytes, more than the limit of {settings.PRESETS_MAX_BYTES}")
+        body = path.read_bytes()
+    except OSError as exc:
+        raise RefreshError(f"could not read {path}: {exc.strerror}") from None
+    return load_catalogue_text(body, url="", etag="")
+
+
+def load_catalogue_text(body, url, etag):
+    """Validate, apply in one transaction, then keep the text (and a backup of the previous)."""
+    catalogue = parse_catalogue(body)
+    with transaction.atomic():
+        result = apply_catalogue(catalogue)
+        source = CatalogueSource.current()
+        now = timezone.now()
+        source.url = url
+        source.etag = etag
+        source.version = str(catalogue["metadata"].get("version", ""))
+        source.metadata = catalogue["metadata"]
+        source.refreshed_at = now
+        source.checked_at = now
+        source.save()
+    _keep_copy(body if isinstance(body, bytes) else body.encode())
+    result.version = source.version
+    log.info("catalogue refreshed: %s", result.summary())
+    return result
+
+
+def apply_catalogue(catalogue):
+    """Bring the database in line with a validated catalogue dict; return the diff."""
+    result = RefreshResult()
+    existing = {p.id: p for p in Preset.objects.prefetch_related("files")}
+
+    for position, (name, data) in enumerate(catalogue["categories"].items()):
+        Category.objects.update_or_create(
+            name=name, defaults={"description": data["description"], "type": data["type"], "position": position}
+        )
+
+    to_create, to_replace_files = [], []
+    for position, (preset_id, data) in enumerate(catalogue["presets"].items()):
+        preset = existing.pop(preset_id, None)
+        if preset is None:
+            preset = Preset(id=preset_id, source=Preset.UPSTREAM)
+            preset.apply_catalogue_entry(data, position)
+            to_create.append(preset)
+            to_replace_files.append((preset, data))
+            result.added.append(preset_id)
+        elif preset.source == Preset.LOCAL:
+            result.kept_local.append(preset_id)
+        elif preset.as_catalogue_entry() != data or preset.retired:
+            preset.apply_catalogue_entry(data, position)
+            preset.retired_at = None
+            preset.save()
+            to_replace_files.append((preset, data))
+            result.changed.append(preset_id)
+        else:
+            if preset.position != position:
+                Preset.objects.filter(pk=preset_id).update(position=position)
+            result.unchanged.append(preset_id)
+
+    Preset.objects.bulk_create(to_create)
+    PresetFile.objects.filter(preset__in=[p for p, _ in to_replace_files if p not in to_create]).delete()
+    PresetFile.objects.bulk_create(
+        [
+            PresetFile.from_catalogue_entry(preset, position, file)
+            for preset, data in to_replace_files
+            for position, file in enumerate(data["files"])
+        ]
+    )
+
+    _drop_removed([p for p in existing.values() if p.source == Preset.UPSTREAM], result)
+    Category.objects.exclude(name__in=catalogue["categories"]).filter(presets__isnull=True).delete()
+    return result
+
+
+def _drop_removed(presets, result):
+    """Delete presets upstream no longer lists, unless someone has them installed or queued."""
+    if not presets:
+        return
+    from downloads.models import ACTIVE_STATES
+
+    busy = set(
+        Preset.objects.filter(pk__in=[p.pk for p in presets], download_jobs__state__in=ACTIVE_STATES)
+        .values_list("pk", flat=True)
+    )
+    sizes = disk_sizes([f.path for p in presets for f in p.files.all()])
+    now = timezone.now()
+    for preset in presets:
+        if preset.pk in busy or preset.is_installed(sizes):
+            if not preset.retired:
+                preset.retired_at = now
+                preset.save(update_fields=["retired_at"])
+                result.retired.append(preset.pk)
+        else:
+            preset.delete()
+            result.removed.append(preset.pk)
+
+
+def catalogue_from_db():
+    """The live catalogue as a catalogue dict, for export (retired presets are left out)."""
+    return {
+        "metadata": CatalogueSource.current().metadata,
+        "categories": {c.name: {"description": c.description, "type": c.type} for c in Category.objects.all()},
+        "presets": {
+            p.id: p.as_catalogue_entry()
+            for p in Preset.objects.filter(retired_at__isnull=True).prefetch_related("files")
+        },
+    }
+
+
+def export_catalogue_text():
+    return dump_catalogue(catalogue_from_db())
+
+
+def load_initial_catalogue():
+    """On first start, load the last refreshed copy, else the catalogue shipped in config/."""
+    if Preset.objects.exists():
+        return None
+    for path in (settings.PRESETS_FILE, settings.PRESETS_DEFAULT_FILE):
+        if Path(path).exists():
+            return refresh_from_file(path)
+    return None
+
+
+def _read_limited(response, limit):
+    chunks, total = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            raise RefreshError(f"catalogue is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _keep_copy(body):
+    """Write the catalogue atomically, moving the previous copy to .bak when it differs."""
+    target = Path(settings.PRESETS_FILE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        previous = target.read_bytes()
+        if previous == body:
+            return
+        _write_atomically(target.with_name(target.name + ".bak"), previous)
+    _write_atomically(target, body)
+
+
+def _write_atomically(target, body):
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(body)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)

@@ -176,8 +176,8 @@ def _drop_removed(presets, result):
                 preset.save(update_fields=["retired_at"])
                 result.retired.append(preset.pk)
         else:
-            preset.delete()
             result.removed.append(preset.pk)
+            preset.delete()
 
 
 def catalogue_from_db():

@@ -59,6 +59,10 @@ class PresetAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("files")
 
+    def get_readonly_fields(self, request, obj=None):
+        """The id is what jobs, workflows and URLs refer to: set once, never renamed in place."""
+        return self.readonly_fields + (("id",) if obj else ())
+
     @admin.display(boolean=True)
     def installed(self, preset):
         return preset.is_installed()

@@ -1,9 +1,5 @@
 """Refreshing the catalogue into the database: all or nothing, careful with what users depend on."""
 
-import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
@@ -18,53 +14,6 @@ pytestmark = pytest.mark.django_db
 
 NEW = UPSTREAM / "presets.yaml"
 OLD = UPSTREAM / "presets-8e4c5f3.yaml"
-
-
-class CatalogueServer:
-    """Serves one presets.yaml body on 127.0.0.1 with an ETag, answering 304 to If-None-Match."""
-
-    def __init__(self):
-        self.body = b""
-        self.status = 200
-        self.requests = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(dict(self.headers))
-                etag = '"%s"' % hashlib.sha256(server.body).hexdigest()[:16]
-                if server.status != 200:
-                    self.send_response(server.status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                elif self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.send_header("ETag", etag)
-                    self.end_headers()
-                else:
-                    self.send_response(200)
-                    self.send_header("ETag", etag)
-                    self.send_header("Content-Length", str(len(server.body)))
-                    self.end_headers()
-                    self.wfile.write(server.body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/presets.yaml"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def catalogue_server():
-    server = CatalogueServer()
-    yield server
-    server.close()
 
 
 def install_on_disk(settings, preset_id):

@@ -1,0 +1,135 @@
+"""The catalogue's JSON API, as the models page and scripts use it."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from presets.models import Preset, PresetFile
+from presets.refresh import refresh_from_file
+from tests.conftest import UPSTREAM
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalogue():
+    refresh_from_file(UPSTREAM / "presets.yaml")
+
+
+def put_file(settings, path, size):
+    target = settings.MODEL_BASE_PATH / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"x" * size)
+
+
+def test_list_returns_every_preset_in_one_response(client, catalogue):
+    data = client.get("/api/presets/").json()
+    assert data["total"] == 56 == len(data["presets"])
+    first = data["presets"][0]
+    for field in ("id", "name", "description", "download_size", "category", "type", "installed", "tags", "files"):
+        assert field in first
+    assert first["id"] == "LTX_VIDEO_T2V"
+    assert first["files"][0] == {
+        "path": "checkpoints/ltx-video-2b-v0.9.5.safetensors",
+        "url": "https://huggingface.co/Lightricks/LTX-Video/resolve/main/ltx-video-2b-v0.9.5.safetensors",
+        "size": "4.8GB",
+        "size_bytes": int(4.8 * 1024**3),
+        "exact_bytes": None,
+        "sha256": None,
+        "optional": False,
+        "installed": False,
+    }
+
+
+def test_list_filters_by_category_type_and_search(client, catalogue):
+    audio = client.get("/api/presets/", {"category": "Audio Generation"}).json()
+    assert audio["total"] > 0 and all(p["category"] == "Audio Generation" for p in audio["presets"])
+    video = client.get("/api/presets/", {"type": "video"}).json()
+    assert video["total"] > 0 and all(p["type"] == "video" for p in video["presets"])
+    ltx = client.get("/api/presets/", {"search": "LTX"}).json()
+    assert {p["id"] for p in ltx["presets"]} >= {"LTX_VIDEO_T2V", "LTX_VIDEO_I2V"}
+    by_tag = client.get("/api/presets/", {"search": "text-to-video"}).json()
+    assert all("text-to-video" in p["tags"] or "text-to-video" in p["description"].lower() for p in by_tag["presets"])
+    assert client.get("/api/presets/", {"search": "no such thing anywhere"}).json() == {"presets": [], "total": 0}
+
+
+def test_installed_means_every_required_file_is_on_disk(client, settings, catalogue):
+    preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
+    files = list(preset.files.all())
+    for file in files[:-1]:
+        put_file(settings, file.path, 10)
+    assert client.get("/api/presets/LTX_VIDEO_T2V").json()["installed"] is False
+    put_file(settings, files[-1].path, 10)
+    data = client.get("/api/presets/LTX_VIDEO_T2V").json()
+    assert data["installed"] is True
+    assert all(f["installed"] for f in data["files"])
+    installed = client.get("/api/presets/", {"installed": "true"}).json()
+    assert "LTX_VIDEO_T2V" in {p["id"] for p in installed["presets"]}
+    missing = client.get("/api/presets/", {"installed": "false"}).json()
+    assert installed["total"] + missing["total"] == 56
+
+
+def test_optional_files_are_not_needed_to_be_installed(client, settings, catalogue):
+    preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
+    files = list(preset.files.all())
+    files[-1].optional = True
+    files[-1].save()
+    for file in files[:-1]:
+        put_file(settings, file.path, 10)
+    assert client.get("/api/presets/LTX_VIDEO_T2V").json()["installed"] is True
+
+
+def test_exact_size_decides_when_known_never_the_upstream_estimate(client, settings, catalogue):
+    preset = Preset.objects.get(pk="UPSCALE_MODELS")
+    for file in preset.files.all():
+        put_file(settings, file.path, 100)
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is True
+    PresetFile.objects.filter(preset=preset).update(exact_bytes=101)
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is False
+    PresetFile.objects.filter(preset=preset).update(exact_bytes=100)
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is True
+
+
+def test_a_partial_download_or_a_directory_is_not_installed(client, settings, catalogue):
+    file = Preset.objects.get(pk="UPSCALE_MODELS").files.first()
+    put_file(settings, file.path + ".part", 100)
+    (settings.MODEL_BASE_PATH / file.path).mkdir(parents=True)
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["files"][0]["installed"] is False
+
+
+def test_unknown_preset_is_404(client, catalogue):
+    response = client.get("/api/presets/NOPE")
+    assert response.status_code == 404
+    assert response.json() == {"error": "preset NOPE not found"}
+
+
+def test_categories_list_with_counts(client, catalogue):
+    data = client.get("/api/presets/categories").json()
+    assert data["total"] == 3
+    assert sum(c["count"] for c in data["categories"]) == 56
+    assert {c["type"] for c in data["categories"]} == {"video", "image", "audio"}
+
+
+def test_refresh_endpoint_is_staff_only(client, settings, tmp_path):
+    settings.PRESETS_REFRESH_URL = "http://127.0.0.1:9/unreachable.yaml"
+    assert client.post("/api/presets/refresh").status_code == 401
+    User.objects.create_user("user", password="pw")
+    client.login(username="user", password="pw")
+    assert client.post("/api/presets/refresh").status_code == 403
+    assert client.get("/api/presets/refresh").status_code == 405
+
+
+def test_refresh_endpoint_for_staff_reports_the_diff(client, admin_user, settings, catalogue_server):
+    catalogue_server.body = (UPSTREAM / "presets.yaml").read_bytes()
+    settings.PRESETS_REFRESH_URL = catalogue_server.url
+    client.force_login(admin_user)
+    data = client.post("/api/presets/refresh", {"url": "http://evil.example/"}).json()
+    assert len(data["added"]) == 56 and data["status"] == "ok"
+    assert len(catalogue_server.requests) == 1
+    catalogue_server.body = b"presets: ["
+    response = client.post("/api/presets/refresh")
+    assert response.status_code == 422
+    assert "invalid YAML" in response.json()["errors"][0]
+    catalogue_server.status = 503
+    response = client.post("/api/presets/refresh")
+    assert response.status_code == 502 and "HTTP 503" in response.json()["error"]
+    assert Preset.objects.count() == 56

@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from presets.catalogue import CatalogueError, dump_catalogue
-from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes
+from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
 
 
@@ -27,10 +27,10 @@ class InstalledFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() not in ("yes", "no"):
             return queryset
-        presets = list(queryset.prefetch_related("files"))
-        sizes = disk_sizes([f.path for p in presets for f in p.files.all()])
+        rows = preset_rows(queryset)
+        sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
         wanted = self.value() == "yes"
-        return queryset.filter(pk__in=[p.pk for p in presets if p.is_installed(sizes) == wanted])
+        return queryset.filter(pk__in=[row["id"] for row in rows if preset_is_installed(row["files"], sizes) == wanted])
 
 
 class RetiredFilter(admin.SimpleListFilter):

@@ -11,6 +11,7 @@ a curator can fix a file in one pass.
 
 import posixpath
 import re
+from collections import Counter
 from urllib.parse import urlsplit
 
 import yaml
@@ -26,7 +27,9 @@ PRESET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
+WHITESPACE_RE = re.compile(r"\s")
 MAX_ALIASES = 100
+MAX_DEPTH = 50
 MAX_ERRORS = 50
 
 
@@ -38,37 +41,79 @@ class CatalogueError(ValueError):
         super().__init__("; ".join(self.errors))
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML keeps the last silently) and alias bombs."""
+_resolved_tags = {}
+STR_TAG = "tag:yaml.org,2002:str"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+MAP_TAG = "tag:yaml.org,2002:map"
 
-    aliases_seen = 0
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self.aliases_seen += 1
-            if self.aliases_seen > MAX_ALIASES:
-                event = self.peek_event()
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loading (libyaml's parser when present) that is strict and fast.
+
+    It rejects duplicate keys (PyYAML silently keeps the last, which would hide a duplicate
+    preset id), counts aliases to bound what nested anchors can make us walk, limits nesting,
+    and builds plain dicts, lists and scalars directly from the node graph: several times
+    faster than PyYAML's generic constructor on a catalogue of thousands of presets.
+    """
+
+    def resolve(self, kind, value, implicit):
+        """Memoised: a catalogue repeats the same keys and sizes thousands of times."""
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _resolved_tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_resolved_tags) < 10000:
+                _resolved_tags[key] = tag
+        return tag
+
+    def construct_document(self, node):
+        self._built, self._aliases = {}, 0
+        try:
+            return self._build(node, 0)
+        finally:
+            self._built = {}
+            self.constructed_objects = {}
+
+    def _build(self, node, depth):
+        if depth > MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(None, None, f"nested deeper than {MAX_DEPTH}", node.start_mark)
+        key = id(node)
+        if key in self._built:
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"more than {MAX_ALIASES} YAML aliases; refusing to expand", event.start_mark
+                    None, None, f"more than {MAX_ALIASES} YAML aliases; refusing to expand", node.start_mark
                 )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"unhashable key {key!r}", key_node.start_mark
-                ) from None
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            return self._built[key]
+        if isinstance(node, yaml.ScalarNode):
+            value = node.value if node.tag == STR_TAG else self.construct_object(node)
+        elif node.tag not in (SEQ_TAG, MAP_TAG):
+            raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
+        elif isinstance(node, yaml.SequenceNode):
+            value = self._built[key] = []
+            value.extend(self._build(item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            value = self._built[key] = {}
+            for key_node, value_node in node.value:
+                item_key = self._build(key_node, depth + 1)
+                try:
+                    duplicate = item_key in value
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key must be a plain value", key_node.start_mark
+                    ) from None
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {item_key!r}", key_node.start_mark
+                    )
+                value[item_key] = self._build(value_node, depth + 1)
+        else:  # pragma: no cover - PyYAML has no other node kinds
+            raise yaml.constructor.ConstructorError(None, None, "unknown YAML node", node.start_mark)
+        self._built[key] = value
+        return value
 
 
 def parse_catalogue(text):
@@ -99,8 +144,10 @@ def validate_catalogue(data):
     if not isinstance(metadata, dict):
         errors.add(f"metadata: must be a mapping, got {_kind(metadata)}")
         metadata = {}
-    elif "version" in metadata and not isinstance(metadata["version"], (str, int, float)):
-        errors.add(f"metadata.version: must be a string, got {_kind(metadata['version'])}")
+    else:
+        for key, value in metadata.items():
+            if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None))):
+                errors.add(f"metadata: {key!r}: must be a plain value, got {_kind(value)}")
 
     categories = _validate_categories(data.get("categories", {}), errors)
 
@@ -186,8 +233,8 @@ def _validate_preset(where, preset, categories, errors):
                 clean_file = _validate_file(f"{where}: files[{index}]", file, errors)
                 if clean_file is not None:
                     clean["files"].append(clean_file)
-            paths = [f["path"] for f in clean["files"]]
-            for path in sorted({p for p in paths if paths.count(p) > 1}):
+            paths = Counter(f["path"] for f in clean["files"])
+            for path in sorted(p for p, count in paths.items() if count > 1):
                 errors.add(f"{where}: files: path {path!r} is listed twice")
     return clean
 
@@ -260,7 +307,7 @@ def unsafe_path_reason(path):
 
 def unsafe_url_reason(url):
     """Why a URL may not be downloaded, or None when it is an ordinary http(s) URL."""
-    if any(ch.isspace() for ch in url):
+    if WHITESPACE_RE.search(url):
         return "must not contain whitespace"
     try:
         parts = urlsplit(url)

@@ -18,7 +18,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from presets.catalogue import dump_catalogue, parse_catalogue, unsafe_url_reason
-from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes
+from presets.models import (
+    CatalogueSource,
+    Category,
+    Preset,
+    PresetFile,
+    catalogue_entry,
+    disk_sizes,
+    preset_is_installed,
+    preset_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,71 +122,70 @@ def load_catalogue_text(body, url, etag):
 def apply_catalogue(catalogue):
     """Bring the database in line with a validated catalogue dict; return the diff."""
     result = RefreshResult()
-    existing = {p.id: p for p in Preset.objects.prefetch_related("files")}
+    existing = {row["id"]: row for row in preset_rows(Preset.objects.all())}
+    positions = dict(Preset.objects.values_list("id", "position"))
 
     for position, (name, data) in enumerate(catalogue["categories"].items()):
         Category.objects.update_or_create(
             name=name, defaults={"description": data["description"], "type": data["type"], "position": position}
         )
 
-    to_create, to_replace_files = [], []
+    now = timezone.now()
+    to_create, to_update, to_move = [], [], []
     for position, (preset_id, data) in enumerate(catalogue["presets"].items()):
-        preset = existing.pop(preset_id, None)
-        if preset is None:
-            preset = Preset(id=preset_id, source=Preset.UPSTREAM)
-            preset.apply_catalogue_entry(data, position)
+        row = existing.pop(preset_id, None)
+        preset = Preset(id=preset_id, source=Preset.UPSTREAM, created_at=now, updated_at=now)
+        preset.apply_catalogue_entry(data, position)
+        if row is None:
             to_create.append(preset)
-            to_replace_files.append((preset, data))
             result.added.append(preset_id)
-        elif preset.source == Preset.LOCAL:
+        elif row["source"] == Preset.LOCAL:
             result.kept_local.append(preset_id)
-        elif preset.as_catalogue_entry() != data or preset.retired:
-            preset.apply_catalogue_entry(data, position)
-            preset.retired_at = None
-            preset.save()
-            to_replace_files.append((preset, data))
+        elif catalogue_entry(row) != data or row["retired_at"]:
+            to_update.append(preset)
             result.changed.append(preset_id)
         else:
-            if preset.position != position:
-                Preset.objects.filter(pk=preset_id).update(position=position)
+            if positions[preset_id] != position:
+                to_move.append(preset)
             result.unchanged.append(preset_id)
 
+    # One UPDATE each: Django's bulk_update builds CASE expressions that cost far more here.
     Preset.objects.bulk_create(to_create)
-    PresetFile.objects.filter(preset__in=[p for p, _ in to_replace_files if p not in to_create]).delete()
+    for preset in to_update:
+        preset.save(update_fields=[*Preset.CATALOGUE_FIELDS, "retired_at", "updated_at"])
+    for preset in to_move:
+        preset.save(update_fields=["position"])
+    PresetFile.objects.filter(preset_id__in=result.changed).delete()
+    entries = catalogue["presets"]
     PresetFile.objects.bulk_create(
         [
-            PresetFile.from_catalogue_entry(preset, position, file)
-            for preset, data in to_replace_files
-            for position, file in enumerate(data["files"])
+            PresetFile.from_catalogue_entry(preset_id, position, file)
+            for preset_id in result.added + result.changed
+            for position, file in enumerate(entries[preset_id]["files"])
         ]
     )
 
-    _drop_removed([p for p in existing.values() if p.source == Preset.UPSTREAM], result)
+    _drop_removed([row for row in existing.values() if row["source"] == Preset.UPSTREAM], result, now)
     Category.objects.exclude(name__in=catalogue["categories"]).filter(presets__isnull=True).delete()
     return result
 
 
-def _drop_removed(presets, result):
+def _drop_removed(rows, result, now):
     """Delete presets upstream no longer lists, unless someone has them installed or queued."""
-    if not presets:
+    if not rows:
         return
     from downloads.models import ACTIVE_STATES
 
+    ids = [row["id"] for row in rows]
     busy = set(
-        Preset.objects.filter(pk__in=[p.pk for p in presets], download_jobs__state__in=ACTIVE_STATES)
-        .values_list("pk", flat=True)
+        Preset.objects.filter(pk__in=ids, download_jobs__state__in=ACTIVE_STATES).values_list("pk", flat=True)
     )
-    sizes = disk_sizes([f.path for p in presets for f in p.files.all()])
-    now = timezone.now()
-    for preset in presets:
-        if preset.pk in busy or preset.is_installed(sizes):
-            if not preset.retired:
-                preset.retired_at = now
-                preset.save(update_fields=["retired_at"])
-                result.retired.append(preset.pk)
-        else:
-            result.removed.append(preset.pk)
-            preset.delete()
+    sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
+    keep = {row["id"] for row in rows if row["id"] in busy or preset_is_installed(row["files"], sizes)}
+    result.retired = [row["id"] for row in rows if row["id"] in keep and not row["retired_at"]]
+    result.removed = [row["id"] for row in rows if row["id"] not in keep]
+    Preset.objects.filter(pk__in=result.retired).update(retired_at=now)
+    Preset.objects.filter(pk__in=result.removed).delete()
 
 
 def catalogue_from_db():
@@ -186,8 +194,7 @@ def catalogue_from_db():
         "metadata": CatalogueSource.current().metadata,
         "categories": {c.name: {"description": c.description, "type": c.type} for c in Category.objects.all()},
         "presets": {
-            p.id: p.as_catalogue_entry()
-            for p in Preset.objects.filter(retired_at__isnull=True).prefetch_related("files")
+            row["id"]: catalogue_entry(row) for row in preset_rows(Preset.objects.filter(retired_at__isnull=True))
         },
     }
 

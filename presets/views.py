@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from presets.catalogue import CatalogueError
-from presets.models import Category, Preset, disk_sizes
+from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
 
 
@@ -25,39 +25,39 @@ def staff_required(view):
     return wrapper
 
 
-def preset_json(preset, sizes):
-    files = list(preset.files.all())
+def preset_json(row, sizes):
+    files = [
+        {
+            "path": f["path"],
+            "url": f["url"],
+            "size": f["size"],
+            "size_bytes": f["approx_bytes"],
+            "exact_bytes": f["exact_bytes"],
+            "sha256": f["sha256"] or None,
+            "optional": bool(f["optional"]),
+            "installed": file_is_installed(f, sizes),
+        }
+        for f in row["files"]
+    ]
     return {
-        "id": preset.id,
-        "name": preset.name,
-        "description": preset.description,
-        "use_case": preset.use_case,
-        "category": preset.category_id,
-        "type": preset.type,
-        "tags": preset.tags,
-        "download_size": preset.download_size,
-        "download_size_bytes": preset.approx_download_bytes,
-        "source": preset.source,
-        "retired": preset.retired,
-        "installed": preset.is_installed(sizes),
-        "files": [
-            {
-                "path": f.path,
-                "url": f.url,
-                "size": f.size,
-                "size_bytes": f.approx_bytes,
-                "exact_bytes": f.exact_bytes,
-                "sha256": f.sha256 or None,
-                "optional": bool(f.optional),
-                "installed": f.is_installed(sizes),
-            }
-            for f in files
-        ],
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "use_case": row["use_case"],
+        "category": row["category_id"],
+        "type": row["type"],
+        "tags": row["tags"],
+        "download_size": row["download_size"],
+        "download_size_bytes": row["approx_download_bytes"],
+        "source": row["source"],
+        "retired": row["retired_at"] is not None,
+        "installed": preset_is_installed(row["files"], sizes),
+        "files": files,
     }
 
 
-def _matches(preset, needle):
-    haystack = (preset.id, preset.name, preset.description, preset.use_case, *preset.tags)
+def _matches(row, needle):
+    haystack = (row["id"], row["name"], row["description"], row["use_case"], *row["tags"])
     return any(needle in text.lower() for text in haystack)
 
 
@@ -69,17 +69,17 @@ def _flag(value):
 
 @require_GET
 def preset_list(request):
-    presets = Preset.objects.prefetch_related("files")
+    presets = Preset.objects.all()
     if category := request.GET.get("category"):
         presets = presets.filter(category_id=category)
     if type_ := request.GET.get("type"):
         presets = presets.filter(type=type_)
-    presets = list(presets)
+    rows = preset_rows(presets)
     if search := request.GET.get("search", "").strip().lower():
-        presets = [p for p in presets if _matches(p, search)]
+        rows = [row for row in rows if _matches(row, search)]
 
-    sizes = disk_sizes([f.path for p in presets for f in p.files.all()])
-    items = [preset_json(p, sizes) for p in presets]
+    sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
+    items = [preset_json(row, sizes) for row in rows]
     installed = _flag(request.GET.get("installed"))
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
@@ -88,11 +88,11 @@ def preset_list(request):
 
 @require_GET
 def preset_detail(request, preset_id):
-    preset = Preset.objects.prefetch_related("files").filter(pk=preset_id).first()
-    if preset is None:
+    rows = preset_rows(Preset.objects.filter(pk=preset_id))
+    if not rows:
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
-    sizes = disk_sizes([f.path for f in preset.files.all()])
-    return JsonResponse(preset_json(preset, sizes))
+    sizes = disk_sizes(f["path"] for f in rows[0]["files"])
+    return JsonResponse(preset_json(rows[0], sizes))
 
 
 @require_GET

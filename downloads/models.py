@@ -6,6 +6,8 @@ rows, and pause/cancel requests reach the running download through them.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 
 class State(models.TextChoices):
@@ -25,6 +27,8 @@ class DownloadJob(models.Model):
     preset = models.ForeignKey("presets.Preset", on_delete=models.CASCADE, related_name="download_jobs")
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
     force = models.BooleanField(default=False)
+    keep_partial = models.BooleanField(default=True, help_text="On cancel, keep the .part files for later")
+    queued_at = models.DateTimeField(default=timezone.now, help_text="FIFO order; a retried job goes to the back")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -38,7 +42,13 @@ class DownloadJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["id"]
+        ordering = ["queued_at", "id"]
+        constraints = [
+            # The database itself refuses a second active job for a preset, whatever races.
+            models.UniqueConstraint(
+                fields=["preset"], condition=Q(state__in=ACTIVE_STATES), name="one_active_job_per_preset"
+            )
+        ]
 
     def __str__(self):
         return f"{self.preset_id} ({self.state})"
@@ -61,12 +71,15 @@ class JobFile(models.Model):
     url = models.CharField(max_length=2000)
     sha256 = models.CharField(max_length=64, blank=True)
     exact_bytes = models.BigIntegerField(null=True, blank=True)
+    approx_bytes = models.BigIntegerField(null=True, blank=True, help_text="Upstream's estimate, until the server says")
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(null=True, blank=True)
     speed = models.FloatField(default=0)
     error = models.TextField(blank=True)
+    skipped = models.BooleanField(default=False, help_text="Already on disk when the job was created")
+    verified_sha256 = models.CharField(max_length=64, blank=True, help_text="Hash of the bytes written")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -109,7 +109,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_SQLITE_NAME")}
+    # Tests use a file, as production does: an in-memory database locks tables between threads
+    # instead of waiting for them, unlike the real thing.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,16 +157,40 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
+# --- Downloads -------------------------------------------------------------------------
+DOWNLOAD_MAX_ATTEMPTS = int(os.environ.get("DOWNLOAD_MAX_ATTEMPTS", "3"))
+DOWNLOAD_BACKOFF_INITIAL = float(os.environ.get("DOWNLOAD_BACKOFF_INITIAL", "5"))
+DOWNLOAD_BACKOFF_MAX = float(os.environ.get("DOWNLOAD_BACKOFF_MAX", "60"))
+DOWNLOAD_CONNECT_TIMEOUT = float(os.environ.get("DOWNLOAD_CONNECT_TIMEOUT", "10"))
+DOWNLOAD_READ_TIMEOUT = float(os.environ.get("DOWNLOAD_READ_TIMEOUT", "60"))
+# Free space to leave on the model disk after a download, in bytes.
+DOWNLOAD_DISK_RESERVE = int(os.environ.get("DOWNLOAD_DISK_RESERVE", str(1024**3)))
+# Bearer tokens for gated models, sent only to their own host (and its subdomains).
+DOWNLOAD_TOKENS = {
+    host: token
+    for host, token in (
+        ("huggingface.co", os.environ.get("HF_TOKEN", "")),
+        ("civitai.com", os.environ.get("CIVITAI_TOKEN", "")),
+    )
+    if token
+}
+DOWNLOAD_AUTH_HINTS = {"huggingface.co": "set HF_TOKEN", "civitai.com": "set CIVITAI_TOKEN"}
+# How often the worker writes progress to the database (and so to the browsers), in seconds.
+DOWNLOAD_PROGRESS_INTERVAL = float(os.environ.get("DOWNLOAD_PROGRESS_INTERVAL", "0.25"))
+
 # --- Download worker (django-q2, one worker: downloads run one at a time, FIFO) -----------
-# A task past `timeout` is killed and one not acknowledged within `retry` is handed out again:
-# model downloads take hours, so both are far beyond any real download, with retry > timeout.
+# A task past `timeout` is killed, and one not acknowledged within `retry` is handed out again.
+# A single task downloads a whole preset, which can take hours on a slow link: the timeout is
+# a week by default and retry is longer still, so no download is killed or started twice.
+DOWNLOAD_TASK_TIMEOUT = int(os.environ.get("DOWNLOAD_TASK_TIMEOUT", str(7 * 24 * 3600)))
 Q_CLUSTER = {
     "name": "presetsite",
     "workers": 1,
     "orm": "default",
-    "timeout": 7 * 24 * 3600,
-    "retry": 7 * 24 * 3600 + 3600,
+    "timeout": DOWNLOAD_TASK_TIMEOUT,
+    "retry": DOWNLOAD_TASK_TIMEOUT + 3600,
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
+    "poll": 0.2,
 }

@@ -18,6 +18,10 @@ def isolated_dirs(request, tmp_path):
     settings.MODEL_BASE_PATH = tmp_path / "models"
     settings.PRESETS_FILE = tmp_path / "data" / "presets.yaml"
     settings.MODEL_BASE_PATH.mkdir()
+    # Retries wait milliseconds, not minutes; the tests' small files need no free-space reserve.
+    settings.DOWNLOAD_BACKOFF_INITIAL = 0.01
+    settings.DOWNLOAD_BACKOFF_MAX = 0.05
+    settings.DOWNLOAD_DISK_RESERVE = 0
     # Tests render pages without running collectstatic first.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 

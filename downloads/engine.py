@@ -1,0 +1,726 @@
+"""Download engine: fetch one file over HTTP(S) into its final place, resumable and verified.
+
+Plain Python, no Django: the django-q2 worker drives it through callbacks, and the tests and
+the benchmark (bench/download.py) use it directly.
+
+- `fetch()` makes one attempt: stream into ``<dest>.part`` (resuming it with a Range request),
+  verify size and sha256, then atomically rename to ``dest``. A file under its final name is
+  therefore always complete and verified.
+- `download()` wraps `fetch()` in the retry policy (backoff, Retry-After, attempt counter reset
+  on progress) and makes the waits between attempts interruptible.
+
+Pause and cancel are cooperative: `fetch()` polls ``control.stop_requested()`` between chunks
+and at least every `POLL_INTERVAL` seconds while the network is silent, and raises `Stopped`
+leaving the ``.part`` in place; the caller deletes it on cancel if it wants to.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import errno
+import hashlib
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+VERSION = "1.0"
+USER_AGENT = f"presetsite/{VERSION}"
+
+# Chunks are hashed and written in slices of this size: large write() calls are several times
+# slower on Linux page cache than 64 KiB ones, and a slice hashed then written stays in CPU cache.
+_WRITE_SLICE = 64 << 10
+
+# Every this many bytes, writeback of the new data is started (see _start_writeback).
+_WRITEBACK_STEP = 32 << 20
+
+# How often control is polled while nothing arrives from the network, and the slice in which
+# waits between attempts are cut. Keeps pause/cancel latency well under a second.
+POLL_INTERVAL = 0.25
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+_QUERY = re.compile(r"\?[^\s'\"<>()]*")
+
+_NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+_PERMANENT_REQUEST_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """What to download and where; `label` names the file in messages (default: dest's name)."""
+
+    url: str
+    dest: Path
+    expected_size: int | None = None
+    sha256: str | None = None
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.dest.name
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-deployment knobs of a single attempt (the Django settings fill them in).
+
+    tokens: host -> bearer token, sent only to that host and its subdomains, never elsewhere
+        (redirects are followed hop by hop and each hop gets only its own host's token).
+    auth_hints: host -> advice appended to 401/403 messages, e.g. {"huggingface.co": "set HF_TOKEN"}.
+    timeout: (connect, read) seconds; read is the longest silence tolerated mid-transfer.
+    chunk_size, buffer_chunks: bytes per network read, and how many read chunks may wait for
+        the disk; memory use is about chunk_size * (buffer_chunks + 2).
+    disk_reserve: bytes to leave free on the target filesystem.
+    """
+
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    auth_hints: Mapping[str, str] = field(default_factory=dict)
+    timeout: tuple[float, float] = (10.0, 60.0)
+    chunk_size: int = 4 << 20
+    buffer_chunks: int = 4
+    disk_reserve: int = 0
+    max_redirects: int = 10
+    user_agent: str = USER_AGENT
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry numbers for `download()`; seconds, except the byte threshold.
+
+    An attempt that grew the .part by at least `progress_threshold` bytes before failing resets
+    the attempt counter, so a flaky link cannot fail a 20 GB file after a few resets.
+    """
+
+    max_attempts: int = 3
+    backoff_initial: float = 5.0
+    backoff_max: float = 60.0
+    retry_after_max: float = 300.0
+    progress_threshold: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class Result:
+    size: int
+    sha256: str
+    resumed_from: int = 0
+
+
+class StopSource(Protocol):
+    def stop_requested(self) -> str | None: ...
+
+
+class Control:
+    """Thread-safe stop flag: the simple `StopSource` used by tests and scripts.
+
+    The worker supplies its own object whose stop_requested() reads the job row (throttled);
+    stop_requested() is called after every chunk, so it must be cheap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+
+    def pause(self) -> None:
+        self._set("pause")
+
+    def cancel(self) -> None:
+        self._set("cancel")
+
+    def _set(self, reason: str) -> None:
+        with self._lock:
+            if self._reason != "cancel":  # cancel wins over pause
+                self._reason = reason
+
+    def stop_requested(self) -> str | None:
+        with self._lock:
+            return self._reason
+
+
+class Stopped(Exception):
+    """Pause or cancel took effect; the .part is left in place."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DownloadError(Exception):
+    """A failed attempt, with what the retry loop needs to decide what to do next.
+
+    progress_made: this attempt added bytes to the .part (they are kept for the next attempt).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        progress_made: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.progress_made = progress_made
+
+
+ProgressCallback = Callable[[int, "int | None"], None]
+RetryCallback = Callable[[int, int, float, str], None]
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def download(
+    spec: FileSpec,
+    *,
+    control: StopSource | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_retry: RetryCallback | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    options: Options = Options(),
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Result:
+    """Run `fetch()` until it succeeds, fails for good, or runs out of attempts.
+
+    The wait before attempt n is backoff_initial * 2**(n-2), capped at backoff_max, or the
+    server's Retry-After (capped at retry_after_max) when it sent one. on_retry(attempt,
+    max_attempts, delay, message) is called before each wait, attempt being the number of the
+    attempt about to start. Raises the last DownloadError, or Stopped.
+    """
+    own_session = session is None
+    session = session or requests.Session()
+    part = part_path(spec.dest)
+    failures = 0
+    backoff = policy.backoff_initial
+    try:
+        while True:
+            size_before = _file_size(part)
+            try:
+                return fetch(spec, session=session, control=control, on_progress=on_progress, options=options)
+            except DownloadError as error:
+                if not error.retryable:
+                    raise
+                if _file_size(part) - size_before >= max(1, policy.progress_threshold):
+                    failures, backoff = 0, policy.backoff_initial
+                failures += 1
+                if failures >= policy.max_attempts:
+                    raise
+                if error.retry_after is not None:
+                    delay = min(error.retry_after, policy.retry_after_max)
+                else:
+                    delay, backoff = backoff, min(backoff * 2, policy.backoff_max)
+                if on_retry:
+                    on_retry(failures + 1, policy.max_attempts, delay, error.message)
+                _wait(delay, control, sleep)
+    finally:
+        if own_session:
+            session.close()
+
+
+def fetch(
+    spec: FileSpec,
+    *,
+    session: requests.Session,
+    control: StopSource | None = None,
+    on_progress: ProgressCallback | None = None,
+    options: Options = Options(),
+) -> Result:
+    """One attempt: resume or start ``<dest>.part``, stream, verify, rename into place.
+
+    Raises DownloadError (see its `retryable`) or Stopped. A size or sha256 mismatch deletes
+    the .part: the next attempt starts from zero. Such a mismatch is retryable only when the
+    bytes came from a resumed transfer (a stale or damaged .part is the likely cause); a file
+    downloaded in one go that does not match is not what the spec describes, and fetching it
+    again would not change that.
+    """
+    _check_url(spec.url)
+    part = part_path(spec.dest)
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create {part.parent}: {exc.strerror}", retryable=False) from None
+    offset = _file_size(part)
+    if spec.expected_size is not None and offset > spec.expected_size:
+        part.unlink()
+        offset = 0
+    hasher = hashlib.sha256()
+    if offset:
+        _hash_existing(part, offset, hasher, control, options.chunk_size)
+    _check_stop(control)
+
+    exchange = _Exchange(session, spec.url, offset, options)
+    try:
+        try:
+            response = exchange.get(control)
+        except _NETWORK_ERRORS as exc:
+            raise _network_error(exc, exchange.url, options) from None
+        host = _host(exchange.url)
+        if response.status_code == 416 and offset:
+            _accept_complete_part(response, spec, part, offset)
+            if on_progress:
+                on_progress(offset, offset)
+            return _finish(spec, part, offset, hasher, resumed_from=offset, sync_part=True)
+        start, total = _accept(response, spec, offset, host, options)
+        if start == 0 and offset:
+            hasher = hashlib.sha256()  # the server ignored Range: the .part restarts from zero
+        needed = None if total is None else total - start
+        _check_disk_space(spec, part, needed=needed, reclaimed=offset - start, options=options)
+        size = _receive(exchange, spec, part, start, total, hasher, control, on_progress, options)
+    finally:
+        exchange.close()
+    return _finish(spec, part, size, hasher, resumed_from=start)
+
+
+class _Exchange:
+    """One HTTP exchange (redirects, headers, body) run on a helper thread.
+
+    Why a thread: a blocking socket read cannot be interrupted, so a stalled or trickling server
+    would delay pause/cancel for up to the whole read timeout; and short socket timeouts are
+    not an option because http.client's socket file refuses to read again after one. Here the
+    helper thread does the network I/O only and hands the response, the body chunks and any
+    exception to the caller through a small bounded queue. The caller waits on that queue in
+    slices of POLL_INTERVAL and checks control in between, and all callbacks stay on the
+    caller's thread (the worker's touch the database). On close, a body read in progress is
+    woken up by shutting the socket down (urllib3's HTTPResponse.shutdown); a thread still
+    connecting or waiting for headers is left to finish on its own timeout (it is a daemon
+    and discards whatever it gets). As a bonus, network reads overlap hashing and writing.
+    """
+
+    _EOF = object()
+
+    def __init__(self, session: requests.Session, url: str, offset: int, options: Options) -> None:
+        self.url = url
+        self._session = session
+        self._offset = offset
+        self._options = options
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, options.buffer_chunks))
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._response: requests.Response | None = None
+        self._thread = threading.Thread(target=self._run, name="download-exchange", daemon=True)
+        self._thread.start()
+
+    def get(self, control: StopSource | None):
+        """The next item: the response first, then body chunks, then None at the end."""
+        while True:
+            _check_stop(control)
+            try:
+                item = self._queue.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return None if item is self._EOF else item
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            if self._response is not None:
+                try:
+                    self._response.raw.shutdown()
+                except (OSError, ValueError, RuntimeError):
+                    pass  # already closed or released: nothing is blocked on it
+        self._thread.join(timeout=POLL_INTERVAL)
+
+    def _run(self) -> None:
+        response = None
+        try:
+            response = self._open()
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                self._response = response
+            self._put(response)
+            # read1 hands over what has arrived (up to a chunk) instead of waiting for a full
+            # chunk: on a slow link progress still moves, and the .part grows, every few KB.
+            read, size = response.raw.read1, self._options.chunk_size
+            while not self._closed.is_set():
+                data = read(size, decode_content=False)
+                if not data:
+                    self._put(self._EOF)
+                    return
+                self._put(data)
+        except BaseException as exc:  # handed to the caller's thread
+            self._put(exc)
+        finally:
+            if response is not None:
+                with self._lock:
+                    response.close()
+
+    def _open(self) -> requests.Response:
+        """GET, following redirects by hand so a token only ever goes to its own host."""
+        headers = {"User-Agent": self._options.user_agent, "Accept-Encoding": "identity"}
+        if self._offset:
+            headers["Range"] = f"bytes={self._offset}-"
+        url = self.url
+        for _ in range(self._options.max_redirects + 1):
+            self.url = url
+            _check_url(url)
+            hop_headers = dict(headers)
+            token = _token_for(url, self._options.tokens)
+            if token:
+                hop_headers["Authorization"] = f"Bearer {token}"
+            response = self._session.get(
+                url, headers=hop_headers, stream=True, allow_redirects=False, timeout=self._options.timeout
+            )
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = urljoin(url, response.headers["Location"])
+        raise DownloadError(f"too many redirects from {_display(self.url)}", retryable=False)
+
+    def _put(self, item) -> None:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_INTERVAL)
+                return
+            except queue.Full:
+                continue
+
+
+def _accept(response: requests.Response, spec: FileSpec, offset: int, host: str, options: Options):
+    """Check status and headers; return (start, total): where the body starts and the file size."""
+    status = response.status_code
+    headers = response.headers
+    if status not in (200, 206):
+        raise _status_error(response, host, options)
+    encoding = headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise DownloadError(f"{host} sent {spec.name} with Content-Encoding {encoding}", retryable=False)
+    length = _int_header(headers.get("Content-Length"))
+    if status == 200:
+        start, total = 0, length
+    else:
+        content_range = headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.match(content_range)
+        first, last = (int(match[1]), int(match[2])) if match else (None, None)
+        total = int(match[3]) if match and match[3] != "*" else None
+        if (
+            first != offset
+            or (total is not None and last != total - 1)
+            or (length is not None and last is not None and length != last - first + 1)
+        ):
+            raise DownloadError(
+                f"{host} answered a request from byte {offset} with Content-Range {content_range!r}",
+                retryable=True,
+            )
+        start = offset
+    if spec.expected_size is not None and total is not None and total != spec.expected_size:
+        _remove(part_path(spec.dest))
+        raise DownloadError(
+            f"size mismatch for {spec.name}: expected {spec.expected_size} bytes, {host} has {total}",
+            retryable=False,
+        )
+    return start, total if total is not None else spec.expected_size
+
+
+def _accept_complete_part(response: requests.Response, spec: FileSpec, part: Path, offset: int) -> None:
+    """A 416 to ``Range: bytes=offset-`` is fine only if the .part already is the whole file."""
+    match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+    total = int(match[1]) if match else spec.expected_size
+    if total == offset and spec.expected_size in (None, offset):
+        return
+    _remove(part)
+    raise DownloadError(
+        f"{_host(response.url)} refused to resume {spec.name} at byte {offset}; restarting from zero",
+        retryable=True,
+    )
+
+
+def _status_error(response: requests.Response, host: str, options: Options) -> DownloadError:
+    status = response.status_code
+    message = f"HTTP {status} from {host}"
+    if status in (401, 403):
+        if _token_for(response.url, options.tokens):
+            message += ": the token was refused or has no access to this file"
+        else:
+            message += ": authentication required"
+        hint = _lookup_host(host, options.auth_hints)
+        if hint:
+            message += f" ({hint})"
+    elif status == 404:
+        message += f": {_display(response.url)} not found"
+    elif response.reason:
+        message += f" ({response.reason})"
+    retryable = status in (408, 429) or status >= 500
+    retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+    return DownloadError(_scrub(message, options), retryable=retryable, retry_after=retry_after)
+
+
+def _receive(exchange, spec, part, start, total, hasher, control, on_progress, options) -> int:
+    """Stream the body into the .part (appending at `start`); return the final size."""
+    position = written_back = start
+    try:
+        with open(part, "ab" if start else "wb") as out:
+            if on_progress:
+                on_progress(position, total)
+            while True:
+                try:
+                    data = exchange.get(control)
+                except _NETWORK_ERRORS as exc:
+                    raise _network_error(exc, exchange.url, options, (position, total, position > start)) from None
+                if data is None:
+                    break
+                view = memoryview(data)
+                for cut in range(0, len(view), _WRITE_SLICE):
+                    piece = view[cut : cut + _WRITE_SLICE]
+                    hasher.update(piece)
+                    out.write(piece)
+                position += len(data)
+                if position - written_back >= _WRITEBACK_STEP:
+                    out.flush()
+                    _start_writeback(out.fileno(), written_back, position - written_back)
+                    written_back = position
+                if on_progress:
+                    on_progress(position, total)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise _write_error(exc, part, position > start) from None
+    if total is not None and position < total:
+        raise DownloadError(
+            f"connection to {_host(exchange.url)} ended early, at byte {position} of {total}",
+            retryable=True,
+            progress_made=position > start,
+        )
+    return position
+
+
+def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int, sync_part: bool = False) -> Result:
+    """Verify the complete .part, then rename it into place durably."""
+    retry = resumed_from > 0  # see fetch(): only a resumed transfer is worth restarting
+    if spec.expected_size is not None and size != spec.expected_size:
+        _remove(part)
+        raise DownloadError(
+            f"size mismatch for {spec.name}: expected {spec.expected_size} bytes, got {size}", retryable=retry
+        )
+    digest = hasher.hexdigest()
+    if spec.sha256 and digest != spec.sha256.strip().lower():
+        _remove(part)
+        raise DownloadError(
+            f"sha256 mismatch for {spec.name}: expected {spec.sha256.strip().lower()}, got {digest}",
+            retryable=retry,
+        )
+    try:
+        if sync_part:
+            with open(part, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(part, spec.dest)
+        _fsync_dir(spec.dest.parent)
+    except OSError as exc:
+        raise _write_error(exc, spec.dest, False) from None
+    return Result(size=size, sha256=digest, resumed_from=resumed_from)
+
+
+def _hash_existing(part: Path, size: int, hasher, control: StopSource | None, block: int) -> None:
+    """Feed the bytes already in the .part to the hash (interruptible: a .part can be 40 GB)."""
+    with open(part, "rb") as fh:
+        remaining = size
+        while remaining:
+            _check_stop(control)
+            data = fh.read(min(block, remaining))
+            if not data:
+                break
+            hasher.update(data)
+            remaining -= len(data)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing this range to disk now rather than at the final fsync.
+
+    Keeps that fsync short and the dirty page cache small while a 40 GB file streams in
+    (a large dirty backlog stalls every writer on the machine, ComfyUI included). Linux only.
+    """
+    if hasattr(os, "sync_file_range"):
+        os.sync_file_range(fd, offset, length, os.SYNC_FILE_RANGE_WRITE)
+
+
+def _check_disk_space(spec: FileSpec, part: Path, *, needed: int | None, reclaimed: int, options: Options) -> None:
+    if needed is None:
+        return
+    free = shutil.disk_usage(part.parent).free + reclaimed - options.disk_reserve
+    if needed > free:
+        raise DownloadError(
+            f"not enough disk space for {spec.name}: need {_size(needed)}, {_size(max(free, 0))} free",
+            retryable=False,
+        )
+
+
+def _wait(delay: float, control: StopSource | None, sleep: Callable[[float], None]) -> None:
+    """Sleep `delay` seconds in short slices, raising Stopped as soon as control asks."""
+    remaining = delay
+    while True:
+        _check_stop(control)
+        if remaining <= 0:
+            return
+        step = min(POLL_INTERVAL, remaining)
+        sleep(step)
+        remaining -= step
+
+
+def _check_stop(control: StopSource | None) -> None:
+    reason = control.stop_requested() if control is not None else None
+    if reason:
+        raise Stopped(reason)
+
+
+def _network_error(exc, url, options, streaming=None) -> DownloadError:
+    """A failure of the connection itself, before the headers or (streaming given) in the body.
+
+    streaming: (position, total, progress_made) at the time of the failure.
+    """
+    if streaming is None:
+        message = f"request to {_host(url)} failed: {_reason(exc)}"
+        progress_made = False
+    else:
+        position, total, progress_made = streaming
+        of_total = f" of {total}" if total is not None else ""
+        message = f"connection to {_host(url)} lost at byte {position}{of_total}: {_reason(exc)}"
+    return DownloadError(
+        _scrub(message, options),
+        retryable=not isinstance(exc, _PERMANENT_REQUEST_ERRORS),
+        progress_made=progress_made,
+    )
+
+
+def _write_error(exc: OSError, path: Path, progress_made: bool) -> DownloadError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message = f"disk full while writing {path}"
+    else:
+        message = f"cannot write {path}: {exc.strerror or exc}"
+    return DownloadError(message, retryable=False, progress_made=progress_made)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DownloadError(f"unsupported URL {_display(url)}: only http and https are allowed", retryable=False)
+
+
+def _token_for(url: str, tokens: Mapping[str, str]) -> str | None:
+    return _lookup_host(_host(url), tokens) or None
+
+
+def _lookup_host(host: str, mapping: Mapping[str, str]) -> str | None:
+    """The value configured for `host` itself or for a domain it is a subdomain of."""
+    for configured, value in mapping.items():
+        configured = configured.strip().lower().rstrip(".")
+        if configured and (host == configured or host.endswith("." + configured)):
+            return value
+    return None
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _display(url: str) -> str:
+    """The URL without credentials, query or fragment: safe for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"{parts.scheme}:" if parts.scheme else "(invalid URL)"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause of a network error in a few words, without query strings (signed URLs)."""
+    while True:  # requests and urllib3 wrap the cause in one or two layers
+        args = exc.args
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason
+        elif isinstance(exc, requests.RequestException) and args and isinstance(args[0], BaseException):
+            exc = args[0]
+        elif isinstance(exc, urllib3.exceptions.ProtocolError) and len(args) > 1 and isinstance(args[1], BaseException):
+            exc = args[1]
+        else:
+            break
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return _QUERY.sub("?...", text or type(exc).__name__)
+
+
+def _scrub(text: str, options: Options) -> str:
+    for token in options.tokens.values():
+        if token:
+            text = text.replace(token, "***")
+    return text
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024:
+            break
+    else:
+        unit, value = "TiB", value / 1024
+    return f"{value:.1f} {unit}"

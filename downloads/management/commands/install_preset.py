@@ -1,0 +1,63 @@
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from downloads import queue
+from downloads.models import DownloadJob, State
+from presets.models import Preset
+from presets.sizes import human_size
+
+UNCLAIMED_WARNING_AFTER = 10  # seconds a queued job may wait, with nothing running, before we say so
+
+
+class Command(BaseCommand):
+    help = "Queue a preset for download; --wait follows it until it ends (a worker must be running)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("preset_id")
+        parser.add_argument("--force", action="store_true", help="download files that are already present again")
+        parser.add_argument("--wait", action="store_true", help="follow the download; exit 1 if it fails")
+
+    def handle(self, *args, preset_id, force, wait, **options):
+        preset = Preset.objects.filter(pk=preset_id).first()
+        if preset is None:
+            raise CommandError(f"no preset {preset_id!r}; see GET /api/presets/ for the ids")
+        job, created = queue.install(preset, force=force)
+        self.stdout.write(f"{'Queued' if created else 'Already in the queue:'} {preset_id} (job {job.pk})")
+        if wait:
+            self.follow(job)
+
+    def follow(self, job):
+        waiting_since = time.monotonic()
+        warned = False
+        while True:
+            job.refresh_from_db()
+            if job.state in (State.COMPLETED, State.FAILED, State.CANCELLED):
+                break
+            running = DownloadJob.objects.filter(state__in=(State.DOWNLOADING, State.RETRYING)).exists()
+            if job.state == State.QUEUED and not running and not warned:
+                if time.monotonic() - waiting_since > UNCLAIMED_WARNING_AFTER:
+                    self.stderr.write(
+                        "\nNo worker has picked the job up: is one running? "
+                        "Start it with `python manage.py qcluster` or bin/start."
+                    )
+                    warned = True
+            self.show(job)
+            time.sleep(0.5)
+        self.show(job)
+        self.stdout.write("")
+        if job.state == State.COMPLETED:
+            self.stdout.write(self.style.SUCCESS(f"{job.preset_id} installed ({human_size(job.bytes_done)})"))
+        else:
+            self.stderr.write(f"{job.preset_id} {job.state}: {job.error or 'no error recorded'}")
+            sys.exit(1)
+
+    def show(self, job):
+        total = job.bytes_total or 0
+        fraction = min(1.0, job.bytes_done / total) if total else (1.0 if job.state == State.COMPLETED else 0.0)
+        bar = "#" * int(fraction * 30)
+        speed = f"{human_size(job.speed)}/s" if job.speed else ""
+        line = f"\r[{bar:<30}] {fraction * 100:5.1f}% {human_size(job.bytes_done)} / {human_size(total)} {speed} {job.state}"
+        self.stdout.write(f"{line:<100}", ending="")
+        self.stdout.flush()

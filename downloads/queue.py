@@ -1,0 +1,177 @@
+"""The download queue's rules: what install, pause, resume, cancel and retry do to the job rows.
+
+Views, the CLI and the admin call these; the worker (downloads.worker) carries them out. The
+state is only ever changed with conditional updates (`filter(state=...).update(...)`), so a
+pause that lands while the worker finishes a file cannot be overwritten by either side.
+"""
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
+from presets.models import disk_sizes, file_is_installed
+
+log = logging.getLogger(__name__)
+
+
+class QueueError(Exception):
+    """The request does not fit the job's state (e.g. resuming a job that is not paused)."""
+
+
+def install(preset, user=None, force=False):
+    """Queue a preset; return (job, created). An already active job is returned as it is.
+
+    The job copies the preset's file list, so a catalogue refresh cannot change a download
+    under way. Files already on disk are skipped unless `force`.
+    """
+    existing = active_job(preset)
+    if existing:
+        return existing, False
+    files = list(preset.files.all())
+    sizes = disk_sizes(f.path for f in files)
+    try:
+        with transaction.atomic():
+            job = DownloadJob.objects.create(
+                preset=preset, force=force, requested_by=user if user and user.is_authenticated else None
+            )
+            job_files = JobFile.objects.bulk_create(
+                [
+                    _job_file(job, position, file, skip=not force and file_is_installed(_row(file), sizes))
+                    for position, file in enumerate(files)
+                ]
+            )
+            job.bytes_total = sum(f.exact_bytes or f.approx_bytes or 0 for f in job_files if not f.skipped)
+            job.save(update_fields=["bytes_total"])
+    except IntegrityError:
+        # Someone queued the same preset between our check and our insert: theirs stands.
+        existing = active_job(preset)
+        if existing is None:
+            raise
+        return existing, False
+    transaction.on_commit(kick_worker)
+    return job, True
+
+
+def _row(file):
+    return {"path": file.path, "exact_bytes": file.exact_bytes}
+
+
+def _job_file(job, position, file, skip):
+    return JobFile(
+        job=job,
+        position=position,
+        path=file.path,
+        url=file.url,
+        sha256=file.sha256,
+        exact_bytes=file.exact_bytes,
+        approx_bytes=file.approx_bytes,
+        state=State.COMPLETED if skip else State.QUEUED,
+        skipped=skip,
+    )
+
+
+def active_job(preset):
+    return DownloadJob.objects.filter(preset=preset, state__in=ACTIVE_STATES).first()
+
+
+def latest_job(preset):
+    return DownloadJob.objects.filter(preset=preset).order_by("-queued_at", "-id").first()
+
+
+def pause(job):
+    _transition(job, (State.QUEUED, State.DOWNLOADING, State.RETRYING), State.PAUSED)
+
+
+def resume(job):
+    """Back into the queue at its old place: a paused job was started before the ones behind it."""
+    _transition(job, (State.PAUSED,), State.QUEUED)
+    transaction.on_commit(kick_worker)
+
+
+def cancel(job, keep_partial=True):
+    """Cancel; the worker stops within a second and, unless keep_partial, deletes the .part files."""
+    was = job.state
+    _transition(job, ACTIVE_STATES, State.CANCELLED, keep_partial=keep_partial, finished_at=timezone.now())
+    if not keep_partial and was != State.DOWNLOADING and was != State.RETRYING:
+        delete_partials(job)
+
+
+def retry(job):
+    """Put a failed or cancelled job back at the end of the queue; its .part files are resumed."""
+    if active_job(job.preset):
+        raise QueueError(f"{job.preset_id} already has an active download")
+    with transaction.atomic():
+        _transition(
+            job, (State.FAILED, State.CANCELLED), State.QUEUED, error="", queued_at=timezone.now(), finished_at=None
+        )
+        job.files.exclude(state=State.COMPLETED).update(state=State.QUEUED, error="", attempts=0)
+    transaction.on_commit(kick_worker)
+
+
+def _transition(job, allowed, new_state, **fields):
+    updated = DownloadJob.objects.filter(pk=job.pk, state__in=allowed).update(
+        state=new_state, updated_at=timezone.now(), **fields
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise QueueError(f"the download of {job.preset_id} is {job.state}, it cannot become {new_state}")
+
+
+def delete_partials(job):
+    from downloads.engine import part_path
+    from django.conf import settings
+
+    for file in job.files.exclude(state=State.COMPLETED):
+        part_path(settings.MODEL_BASE_PATH / file.path).unlink(missing_ok=True)
+
+
+def queue_snapshot():
+    """{current, queue, active_downloads}: what the queue panel and GET queue/status show."""
+    jobs = list(
+        DownloadJob.objects.filter(state__in=ACTIVE_STATES).select_related("preset").prefetch_related("files")
+    )
+    current = next((j for j in jobs if j.state in (State.DOWNLOADING, State.RETRYING)), None)
+    waiting = [j for j in jobs if j is not current]
+    return {
+        "current": job_json(current) if current else None,
+        "queue": [job_json(j) for j in waiting],
+        "active_downloads": 1 if current else 0,
+    }
+
+
+def job_json(job):
+    """A job for the API and the browsers: whole-job bytes, and the file being downloaded."""
+    files = list(job.files.all())
+    current = next((f for f in files if f.state in (State.DOWNLOADING, State.RETRYING)), None)
+    done = job.bytes_done
+    total = job.bytes_total
+    return {
+        "job_id": job.pk,
+        "preset_id": job.preset_id,
+        "preset_name": job.preset.name,
+        "status": job.state,
+        "file": current.path if current else None,
+        "file_downloaded": current.bytes_done if current else None,
+        "file_total": current.bytes_total if current else None,
+        "attempt": current.attempts if current else None,
+        "files_done": sum(1 for f in files if f.state == State.COMPLETED),
+        "files_total": len(files),
+        "downloaded": done,
+        "total": total,
+        "progress": round(100 * done / total, 1) if total else 0,
+        "speed": job.speed,
+        "eta": round((total - done) / job.speed) if total and job.speed else None,
+        "error": job.error or None,
+        "queued_at": job.queued_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def kick_worker():
+    """Ask the cluster to work through the queue; extra kicks find it empty and return at once."""
+    from django_q.tasks import async_task
+
+    async_task("downloads.worker.run_queue")

@@ -1,0 +1,67 @@
+"""The queue's JSON API: install, pause, resume, cancel, retry, and the queue's state."""
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from downloads import queue
+from presets.models import Preset
+from presetsite.auth import login_required
+
+
+def _flag(request, name, default):
+    value = request.GET.get(name)
+    return default if value is None else value.lower() in ("1", "true", "yes")
+
+
+def _preset_or_404(preset_id):
+    preset = Preset.objects.filter(pk=preset_id).first()
+    if preset is None:
+        return None, JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
+    return preset, None
+
+
+def _answer(job, status=200, **extra):
+    return JsonResponse({"preset_id": job.preset_id, "job_id": job.pk, "status": job.state, **extra}, status=status)
+
+
+@require_POST
+@login_required
+def install(request, preset_id):
+    preset, missing = _preset_or_404(preset_id)
+    if missing:
+        return missing
+    if preset.retired:
+        return JsonResponse({"error": f"preset {preset_id} was retired from the catalogue"}, status=409)
+    job, created = queue.install(preset, user=request.user, force=_flag(request, "force", False))
+    return _answer(job, status=202 if created else 200, created=created)
+
+
+def _job_action(action, find_job=queue.active_job, **options):
+    @require_POST
+    @login_required
+    def view(request, preset_id):
+        preset, missing = _preset_or_404(preset_id)
+        if missing:
+            return missing
+        job = find_job(preset)
+        if job is None:
+            return JsonResponse({"error": f"no download of {preset_id} to {action.__name__}"}, status=404)
+        try:
+            action(job, **{name: _flag(request, name, default) for name, default in options.items()})
+        except queue.QueueError as exc:
+            return JsonResponse({"error": str(exc), "status": job.state}, status=409)
+        return _answer(job)
+
+    view.__name__ = action.__name__
+    return view
+
+
+pause = _job_action(queue.pause)
+resume = _job_action(queue.resume)
+cancel = _job_action(queue.cancel, keep_partial=True)
+retry = _job_action(queue.retry, find_job=queue.latest_job)
+
+
+@require_GET
+def queue_status(request):
+    return JsonResponse(queue.queue_snapshot())

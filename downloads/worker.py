@@ -1,0 +1,246 @@
+"""The download worker: runs inside django-q2's single worker process and works the queue FIFO.
+
+`run_queue` is the only task ever enqueued. It claims the oldest queued job, downloads its
+files one after the other with the engine, and repeats until the queue is empty; a second
+`run_queue` (one per install) finds nothing to claim and returns. Pause and cancel reach a
+running download through the job row, which `JobControl` polls.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.dispatch import receiver
+from django.utils import timezone
+from django_q.signals import post_spawn
+
+from downloads import engine
+from downloads.models import DownloadJob, JobFile, State
+from downloads.queue import delete_partials, kick_worker
+
+log = logging.getLogger(__name__)
+
+RUNNING = (State.DOWNLOADING, State.RETRYING)
+
+
+def run_queue():
+    while (job := claim_next_job()) is not None:
+        run_job(job)
+
+
+def claim_next_job():
+    """The oldest queued job, marked downloading; None when the queue is empty or busy."""
+    with transaction.atomic():
+        if DownloadJob.objects.filter(state__in=RUNNING).exists():
+            return None
+        job = DownloadJob.objects.filter(state=State.QUEUED).order_by("queued_at", "id").first()
+        if job is None:
+            return None
+        now = timezone.now()
+        claimed = DownloadJob.objects.filter(pk=job.pk, state=State.QUEUED).update(
+            state=State.DOWNLOADING, started_at=job.started_at or now, updated_at=now
+        )
+    return DownloadJob.objects.select_related("preset").get(pk=job.pk) if claimed else claim_next_job()
+
+
+def run_job(job):
+    log.info("downloading %s (job %s)", job.preset_id, job.pk)
+    for file in job.files.exclude(state=State.COMPLETED).order_by("position"):
+        outcome = run_file(job, file)
+        if outcome != State.COMPLETED:
+            return outcome
+    _finish_job(job, State.COMPLETED)
+    return State.COMPLETED
+
+
+def run_file(job, file):
+    spec = engine.FileSpec(
+        url=file.url,
+        dest=settings.MODEL_BASE_PATH / file.path,
+        expected_size=file.exact_bytes,
+        sha256=file.sha256 or None,
+        label=file.path,
+    )
+    JobFile.objects.filter(pk=file.pk).update(state=State.DOWNLOADING, started_at=timezone.now(), error="")
+    progress = ProgressRecorder(job, file)
+    try:
+        result = engine.download(
+            spec,
+            control=JobControl(job.pk),
+            on_progress=progress,
+            on_retry=progress.retrying,
+            policy=retry_policy(),
+            options=engine_options(),
+        )
+    except engine.Stopped as stop:
+        JobFile.objects.filter(pk=file.pk).update(state=State.QUEUED, speed=0)
+        job.refresh_from_db()
+        if stop.reason == "cancel" and not job.keep_partial:
+            delete_partials(job)
+        log.info("%s %s", job.preset_id, "cancelled" if stop.reason == "cancel" else "paused")
+        return job.state
+    except engine.DownloadError as error:
+        message = _naming(file, error.message)
+        JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
+        _finish_job(job, State.FAILED, error=message)
+        log.warning("%s failed: %s", job.preset_id, message)
+        return State.FAILED
+    JobFile.objects.filter(pk=file.pk).update(
+        state=State.COMPLETED,
+        bytes_done=result.size,
+        bytes_total=result.size,
+        verified_sha256=result.sha256,
+        finished_at=timezone.now(),
+        speed=0,
+    )
+    progress.file_done(result.size)
+    return State.COMPLETED
+
+
+def _naming(file, message):
+    """The engine names the file in some messages; make sure every message does, once."""
+    return message if message.startswith(file.path) else f"{file.path}: {message}"
+
+
+def _finish_job(job, state, error=""):
+    """Only a running job is finished: a cancel that landed meanwhile stands."""
+    DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(
+        state=state, error=error, finished_at=timezone.now(), speed=0, updated_at=timezone.now()
+    )
+
+
+class JobControl:
+    """Tells the engine to stop when the job row says paused or cancelled (read at most every 0.2 s)."""
+
+    def __init__(self, job_id, interval=0.2):
+        self.job_id = job_id
+        self.interval = interval
+        self.checked = 0.0
+        self.reason = None
+
+    def stop_requested(self):
+        now = time.monotonic()
+        if self.reason is None and now - self.checked >= self.interval:
+            self.checked = now
+            state = DownloadJob.objects.filter(pk=self.job_id).values_list("state", flat=True).first()
+            if state == State.PAUSED:
+                self.reason = "pause"
+            elif state in (State.CANCELLED, None):
+                self.reason = "cancel"
+        return self.reason
+
+
+class ProgressRecorder:
+    """Writes a file's progress to its job at most every DOWNLOAD_PROGRESS_INTERVAL seconds."""
+
+    def __init__(self, job, file):
+        self.job = job
+        self.file = file
+        self.interval = settings.DOWNLOAD_PROGRESS_INTERVAL
+        self.done_before = (
+            JobFile.objects.filter(job=job, state=State.COMPLETED, skipped=False).aggregate(n=Sum("bytes_done"))["n"]
+            or 0
+        )
+        self.others_total = sum(
+            f.bytes_total or f.exact_bytes or f.approx_bytes or 0
+            for f in job.files.filter(skipped=False).exclude(pk=file.pk)
+        )
+        self.written_at = 0.0
+        self.speed = SpeedMeter()
+        self.after_retry = False
+
+    def __call__(self, downloaded, total):
+        if self.after_retry:
+            self.after_retry = False
+            self.transferring_again()
+        now = time.monotonic()
+        self.speed.add(now, downloaded)
+        if now - self.written_at < self.interval and downloaded != total:
+            return
+        self.written_at = now
+        self.write(downloaded, total)
+
+    def write(self, downloaded, total, **fields):
+        file_total = total or self.file.exact_bytes or self.file.approx_bytes
+        speed = self.speed.rate()
+        JobFile.objects.filter(pk=self.file.pk).update(bytes_done=downloaded, bytes_total=total, speed=speed)
+        DownloadJob.objects.filter(pk=self.job.pk).update(
+            bytes_done=self.done_before + downloaded,
+            bytes_total=self.others_total + (file_total or 0),
+            speed=speed,
+            updated_at=timezone.now(),
+            **fields,
+        )
+
+    def retrying(self, attempt, max_attempts, delay, message):
+        message = _naming(self.file, message)
+        log.info("%s; attempt %s of %s in %.1f s", message, attempt, max_attempts, delay)
+        JobFile.objects.filter(pk=self.file.pk).update(state=State.RETRYING, attempts=attempt, error=message)
+        DownloadJob.objects.filter(pk=self.job.pk, state=State.DOWNLOADING).update(state=State.RETRYING)
+        self.speed = SpeedMeter()
+        self.after_retry = True
+
+    def file_done(self, size):
+        self.write(size, size)
+
+    def transferring_again(self):
+        JobFile.objects.filter(pk=self.file.pk).update(state=State.DOWNLOADING)
+        DownloadJob.objects.filter(pk=self.job.pk, state=State.RETRYING).update(state=State.DOWNLOADING)
+
+
+class SpeedMeter:
+    """Bytes per second over the last few seconds (a sliding window, not since the start)."""
+
+    WINDOW = 5.0
+
+    def __init__(self):
+        self.samples = []
+
+    def add(self, now, downloaded):
+        self.samples.append((now, downloaded))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.WINDOW:
+            self.samples.pop(0)
+
+    def rate(self):
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
+        return max(0.0, (b1 - b0) / (t1 - t0)) if t1 > t0 else 0.0
+
+
+def retry_policy():
+    return engine.RetryPolicy(
+        max_attempts=settings.DOWNLOAD_MAX_ATTEMPTS,
+        backoff_initial=settings.DOWNLOAD_BACKOFF_INITIAL,
+        backoff_max=settings.DOWNLOAD_BACKOFF_MAX,
+    )
+
+
+def engine_options():
+    return engine.Options(
+        tokens=settings.DOWNLOAD_TOKENS,
+        auth_hints=settings.DOWNLOAD_AUTH_HINTS,
+        timeout=(settings.DOWNLOAD_CONNECT_TIMEOUT, settings.DOWNLOAD_READ_TIMEOUT),
+        disk_reserve=settings.DOWNLOAD_DISK_RESERVE,
+    )
+
+
+def recover_interrupted_jobs():
+    """Put jobs a dead worker left running back at the head of the queue, and kick the worker.
+
+    There is one worker, so when it (re)starts nothing can be running: a job still marked
+    downloading was interrupted (kill -9, power loss) and resumes from its .part files.
+    """
+    recovered = DownloadJob.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
+    JobFile.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
+    if recovered:
+        log.warning("resuming %s interrupted download job(s)", recovered)
+    if recovered or DownloadJob.objects.filter(state=State.QUEUED).exists():
+        kick_worker()
+
+
+@receiver(post_spawn)
+def on_worker_spawn(sender, proc_name, **kwargs):
+    recover_interrupted_jobs()

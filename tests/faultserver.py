@@ -1,0 +1,279 @@
+"""A local HTTP server for download tests: deterministic files and faults on demand.
+
+Files are generated from their offset (a seeded pattern), so a large file costs no memory and
+tests can compute the expected sha256 themselves. Faults are attached to a path either as a
+script consumed one request at a time (`script`) or as a standing behaviour (`always`):
+
+    with FaultServer() as server:
+        f = server.add_file("/model.bin", 1 << 20)
+        server.script("/model.bin", Fault(status=500), None, Fault(reset_after=1000))
+        ...  # download server.url("/model.bin"), then inspect server.requests
+
+Every request is recorded (path, Host, headers) so tests can assert Range or Authorization.
+Range requests are served properly (206 + Content-Range, 416 beyond the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_PATTERN_LEN = 65521  # prime, so the pattern never lines up with power-of-two chunk sizes
+
+
+class ServedFile:
+    """Deterministic content of `size` bytes, produced by offset."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        pattern = random.Random(seed).randbytes(_PATTERN_LEN)
+        self._doubled = pattern * 2
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes [start, end)."""
+        return b"".join(self.iter(start, end))
+
+    def iter(self, start: int, end: int, chunk: int = 32768):
+        """Bytes [start, end) in pieces of at most `chunk` (≤ the pattern length) bytes."""
+        chunk = min(chunk, _PATTERN_LEN)
+        end = min(end, self.size)
+        position = start
+        while position < end:
+            n = min(chunk, end - position)
+            offset = position % _PATTERN_LEN
+            yield self._doubled[offset : offset + n]
+            position += n
+
+    @property
+    def sha256(self) -> str:
+        return sha256_of(self.iter(0, self.size))
+
+    def bytes(self) -> bytes:
+        return self.read(0, self.size)
+
+
+def sha256_of(pieces) -> str:
+    """sha256 hex digest of an iterable of byte strings."""
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def file_sha256(path) -> str:
+    with open(path, "rb") as fh:
+        return sha256_of(iter(lambda: fh.read(1 << 20), b""))
+
+
+@dataclass
+class Fault:
+    """How to misbehave for one request. Fields combine where it makes sense.
+
+    delay: seconds to wait before answering anything (a stalled server).
+    status/headers/body: answer with this status instead of the file (e.g. 500, 429 + Retry-After).
+    redirect: answer 302 with this Location.
+    ignore_range: answer 200 with the whole file even to a Range request.
+    content_range_shift: report a Content-Range start shifted by this many bytes (a lying server).
+    reset_after: send this many body bytes, then reset the connection (TCP RST).
+    truncate_after: announce the full length but close cleanly after this many body bytes.
+    trickle: (bytes, seconds) — send the body in pieces of `bytes`, sleeping between them.
+    """
+
+    delay: float = 0.0
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    redirect: str | None = None
+    ignore_range: bool = False
+    content_range_shift: int = 0
+    reset_after: int | None = None
+    truncate_after: int | None = None
+    trickle: tuple[int, float] | None = None
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    host: str
+    headers: dict[str, str]  # lower-case names
+
+    @property
+    def range(self) -> str | None:
+        return self.headers.get("range")
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
+
+
+class _Abort(Exception):
+    """The handler dropped the connection on purpose."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (_Abort, OSError):
+            pass
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - keep test output quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        owner = self.server.owner
+        path = self.path.split("?", 1)[0]
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        owner._record(RecordedRequest("GET", path, self.headers.get("Host", ""), headers))
+        fault = owner._next_fault(path) or Fault()
+        if fault.delay and owner._stopping.wait(fault.delay):
+            raise _Abort
+        if fault.redirect is not None:
+            self._simple(302, {"Location": fault.redirect})
+        elif fault.status is not None:
+            self._simple(fault.status, fault.headers, fault.body)
+        elif path not in owner.files:
+            self._simple(404, body=b"not found")
+        else:
+            self._serve(owner.files[path], fault)
+
+    def _simple(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _serve(self, served: ServedFile, fault: Fault) -> None:
+        start, end = 0, served.size
+        ranged = self._parse_range(served.size)
+        if ranged == "unsatisfiable":
+            self._simple(416, {"Content-Range": f"bytes */{served.size}"})
+            return
+        if ranged and not fault.ignore_range:
+            start, end = ranged
+            self.send_response(206)
+            shifted = start + fault.content_range_shift
+            self.send_header("Content-Range", f"bytes {shifted}-{shifted + end - start - 1}/{served.size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+        limit = end - start
+        for cut in (fault.reset_after, fault.truncate_after):
+            if cut is not None:
+                limit = min(limit, cut)
+        piece, pause = fault.trickle or (32768, 0.0)
+        for data in served.iter(start, start + limit, piece):
+            self.wfile.write(data)
+            if pause and self.server.owner._stopping.wait(pause):
+                raise _Abort
+        if fault.reset_after is not None and fault.reset_after < end - start:
+            self._reset()
+        if fault.truncate_after is not None and fault.truncate_after < end - start:
+            self.close_connection = True
+
+    def _parse_range(self, size: int):
+        """(start, end) for a single `bytes=a-` / `bytes=a-b` range, "unsatisfiable", or None."""
+        value = self.headers.get("Range")
+        if not value or not value.startswith("bytes=") or "," in value:
+            return None
+        first, _, last = value[len("bytes=") :].partition("-")
+        if not first.isdigit():
+            return None
+        start = int(first)
+        end = min(int(last) + 1, size) if last.isdigit() else size
+        return "unsatisfiable" if start >= size else (start, end)
+
+    def _reset(self) -> None:
+        """Let the client read what was sent, then drop the connection with a TCP RST."""
+        self.server.owner._stopping.wait(0.05)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.wfile.close()
+        self.connection.close()
+        raise _Abort
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: FaultServer
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients hanging up mid-response are part of the tests
+
+
+class FaultServer:
+    """Threaded HTTP server on 127.0.0.1 (random port); use as a context manager."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, ServedFile] = {}
+        self.requests: list[RecordedRequest] = []
+        self._scripts: dict[str, list[Fault | None]] = {}
+        self._standing: dict[str, Fault] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="faultserver", daemon=True
+        )
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def add_file(self, path: str, size: int, seed: int | None = None) -> ServedFile:
+        served = ServedFile(size, seed if seed is not None else len(self.files))
+        self.files[path] = served
+        return served
+
+    def script(self, path: str, *faults: Fault | None) -> None:
+        """Faults for the next requests to `path`, one each, in order (None: behave)."""
+        with self._lock:
+            self._scripts.setdefault(path, []).extend(faults)
+
+    def always(self, path: str, fault: Fault | None) -> None:
+        """A fault for every request to `path` once its script is used up (None: stop)."""
+        with self._lock:
+            if fault is None:
+                self._standing.pop(path, None)
+            else:
+                self._standing[path] = fault
+
+    def requests_for(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            script = self._scripts.get(path)
+            if script:
+                return script.pop(0)
+            return self._standing.get(path)

@@ -1,0 +1,552 @@
+"""Download engine against a real local HTTP server that misbehaves on demand (no network mocks).
+
+Runs without Django: `pytest tests/test_engine.py -p no:django`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from collections import namedtuple
+from email.utils import formatdate
+
+import pytest
+
+from downloads import engine
+from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download, part_path
+from tests.faultserver import Fault, FaultServer, file_sha256
+
+pytestmark = pytest.mark.timeout(30)
+
+SIZE = 300_000
+FAST = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, progress_threshold=1)
+SMALL = Options(chunk_size=16 * 1024, buffer_chunks=4, timeout=(5, 5))
+TOKEN = "hf_s3cr3t_t0k3n"
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
+
+
+@pytest.fixture
+def served(server):
+    return server.add_file("/model.bin", SIZE)
+
+
+@pytest.fixture
+def spec(server, served, tmp_path):
+    return FileSpec(
+        url=server.url("/model.bin"),
+        dest=tmp_path / "comfy" / "checkpoints" / "model.bin",
+        expected_size=served.size,
+        sha256=served.sha256,
+        label="checkpoints/model.bin",
+    )
+
+
+class Retries:
+    """on_retry recorder."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, attempt, max_attempts, delay, message):
+        self.calls.append((attempt, max_attempts, delay, message))
+
+    @property
+    def delays(self):
+        return [call[2] for call in self.calls]
+
+    @property
+    def messages(self):
+        return [call[3] for call in self.calls]
+
+
+def assert_complete(result, spec, served):
+    assert result.size == served.size
+    assert result.sha256 == served.sha256
+    assert file_sha256(spec.dest) == served.sha256
+    assert not part_path(spec.dest).exists()
+
+
+def pause_later(control, seconds, action="pause"):
+    """Ask control to stop after `seconds`; returns a dict that gets the monotonic time of the ask."""
+    asked = {}
+
+    def fire():
+        asked["at"] = time.monotonic()
+        getattr(control, action)()
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return asked
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+def test_download_verifies_and_renames_into_place(server, served, spec):
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == 0
+    [request] = server.requests
+    assert request.headers["user-agent"].startswith("presetsite/")
+    assert request.headers["accept-encoding"] == "identity"
+    assert request.range is None
+    assert request.authorization is None
+
+
+def test_dest_only_appears_once_complete(served, spec):
+    seen = []
+
+    def on_progress(done, total):
+        seen.append((done, total, spec.dest.exists(), part_path(spec.dest).exists()))
+
+    download(spec, on_progress=on_progress, policy=FAST, options=SMALL)
+
+    assert len(seen) > 5
+    assert all(not dest_exists and part_exists for _, _, dest_exists, part_exists in seen)
+    assert all(total == served.size for _, total, _, _ in seen)
+    assert seen[-1][0] == served.size
+    assert spec.dest.exists()
+
+
+def test_sha256_is_returned_even_when_not_expected(served, spec):
+    result = download(FileSpec(spec.url, spec.dest), policy=FAST, options=SMALL)
+    assert result.sha256 == served.sha256
+
+
+# --- faults that are retried ------------------------------------------------------------------
+
+
+def test_http_500_once_is_retried(server, served, spec):
+    server.script("/model.bin", Fault(status=500))
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert len(retries.calls) == 1
+    attempt, max_attempts, delay, message = retries.calls[0]
+    assert (attempt, max_attempts, delay) == (2, 3, FAST.backoff_initial)
+    assert "HTTP 500 from 127.0.0.1" in message
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_429_retry_after_is_honoured(server, served, spec, form):
+    value = "7" if form == "seconds" else formatdate(time.time() + 7, usegmt=True)
+    server.script("/model.bin", Fault(status=429, headers={"Retry-After": value}))
+    retries, slept = Retries(), []
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL, sleep=slept.append)
+
+    assert_complete(result, spec, served)
+    [delay] = retries.delays
+    assert 5.5 <= delay <= 7
+    assert sum(slept) == pytest.approx(delay)
+    assert max(slept) <= engine.POLL_INTERVAL  # sliced, so pause/cancel can cut in
+
+
+def test_retry_after_is_capped(server, served, spec):
+    server.script("/model.bin", Fault(status=503, headers={"Retry-After": "86400"}))
+    retries = Retries()
+    policy = RetryPolicy(max_attempts=3, backoff_initial=0.01, retry_after_max=0.05)
+
+    download(spec, on_retry=retries, policy=policy, options=SMALL)
+
+    assert retries.delays == [0.05]
+
+
+def test_connection_reset_mid_body_resumes_with_range(server, served, spec):
+    server.script("/model.bin", Fault(reset_after=100_000))
+    part_sizes = []
+
+    def on_retry(*args):
+        part_sizes.append(part_path(spec.dest).stat().st_size)
+
+    result = download(spec, on_retry=on_retry, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    [kept] = part_sizes
+    assert 0 < kept <= 100_000
+    first, second = server.requests
+    assert first.range is None
+    assert second.range == f"bytes={kept}-"
+    assert result.resumed_from == kept
+
+
+def test_truncated_body_resumes(server, served, spec):
+    server.script("/model.bin", Fault(truncate_after=120_000))
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[1].range == "bytes=120000-"
+    assert "120000" in retries.messages[0]
+
+
+def test_server_ignoring_range_restarts_from_zero(server, served, spec):
+    server.script("/model.bin", Fault(reset_after=100_000), Fault(ignore_range=True))
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[1].range is not None  # asked to resume, got the whole file
+    assert result.resumed_from == 0
+
+
+def test_wrong_content_range_is_rejected(server, served, spec):
+    server.script("/model.bin", Fault(reset_after=100_000), Fault(content_range_shift=1))
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert "Content-Range" in retries.messages[1]
+    assert len(server.requests) == 3
+    assert server.requests[2].range == server.requests[1].range  # the .part was kept
+
+
+def test_existing_part_is_resumed(server, served, spec):
+    part = part_path(spec.dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(served.read(0, 123_456))
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == 123_456
+    assert server.requests[0].range == "bytes=123456-"
+
+
+def test_complete_part_answered_416_is_finished(server, served, spec):
+    part = part_path(spec.dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(served.bytes())
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[0].range == f"bytes={served.size}-"
+
+
+def test_corrupt_part_is_discarded_and_downloaded_again(server, served, spec):
+    part = part_path(spec.dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 100_000)
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert "sha256 mismatch for checkpoints/model.bin" in retries.messages[0]
+    assert [r.range for r in server.requests] == ["bytes=100000-", None]
+
+
+def test_progress_resets_the_attempt_count(server, served, spec):
+    server.always("/model.bin", Fault(reset_after=40_000))  # every response dies after 40 kB
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert len(server.requests) > FAST.max_attempts
+    assert {attempt for attempt, *_ in retries.calls} == {2}
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_gives_up_after_max_attempts_with_the_last_message(server, served, spec):
+    server.always("/model.bin", Fault(status=503))
+    retries = Retries()
+    policy = RetryPolicy(max_attempts=4, backoff_initial=0.01, backoff_max=0.03)
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, on_retry=retries, policy=policy, options=SMALL)
+
+    assert "HTTP 503 from 127.0.0.1" in caught.value.message
+    assert caught.value.retryable
+    assert len(server.requests) == 4
+    assert [call[0] for call in retries.calls] == [2, 3, 4]
+    assert retries.delays == [0.01, 0.02, 0.03]
+    assert not spec.dest.exists()
+
+
+def test_404_is_not_retried(server, spec, tmp_path):
+    missing = FileSpec(server.url("/nope.bin"), tmp_path / "nope.bin")
+
+    with pytest.raises(DownloadError) as caught:
+        download(missing, policy=FAST, options=SMALL)
+
+    assert not caught.value.retryable
+    assert "HTTP 404 from 127.0.0.1" in caught.value.message
+    assert len(server.requests) == 1
+    assert not part_path(missing.dest).exists()
+
+
+def test_sha256_mismatch_leaves_nothing_behind(server, spec):
+    wrong = FileSpec(spec.url, spec.dest, spec.expected_size, "ab" * 32, spec.label)
+
+    with pytest.raises(DownloadError) as caught:
+        download(wrong, policy=FAST, options=SMALL)
+
+    assert caught.value.message.startswith(f"sha256 mismatch for checkpoints/model.bin: expected {'ab' * 32}, got ")
+    assert not caught.value.retryable  # downloaded in one go: the server's file is not the expected one
+    assert not spec.dest.exists()
+    assert not part_path(spec.dest).exists()
+    assert len(server.requests) == 1
+
+
+def test_expected_size_mismatch(server, served, spec):
+    wrong = FileSpec(spec.url, spec.dest, served.size + 1, None, spec.label)
+
+    with pytest.raises(DownloadError) as caught:
+        download(wrong, policy=FAST, options=SMALL)
+
+    assert "size mismatch for checkpoints/model.bin" in caught.value.message
+    assert not caught.value.retryable
+    assert not spec.dest.exists()
+    assert not part_path(spec.dest).exists()
+
+
+def test_not_enough_disk_space_fails_before_writing(server, spec, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(engine.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=SMALL)
+
+    assert caught.value.message.startswith("not enough disk space for checkpoints/model.bin: need 293.0 KiB")
+    assert not caught.value.retryable
+    assert not part_path(spec.dest).exists()
+    assert len(server.requests) == 1
+
+
+def test_disk_reserve_counts_against_free_space(spec):
+    huge = Options(chunk_size=SMALL.chunk_size, disk_reserve=1 << 62)
+
+    with pytest.raises(DownloadError, match="not enough disk space"):
+        download(spec, policy=FAST, options=huge)
+
+
+def test_disk_full_while_writing_keeps_the_part(server, spec, monkeypatch):
+    real_open = open
+
+    class FullDisk:
+        """A .part file that runs out of room after 50 kB."""
+
+        def __init__(self, fh):
+            self._fh, self._written = fh, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self._fh.close()
+
+        def write(self, data):
+            if self._written + len(data) > 50_000:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self._written += len(data)
+            return self._fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        return FullDisk(fh) if str(path).endswith(".part") and mode in ("ab", "wb") else fh
+
+    monkeypatch.setattr(engine, "open", fake_open, raising=False)
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=SMALL)
+
+    assert caught.value.message.startswith("disk full while writing")
+    assert not caught.value.retryable
+    assert caught.value.progress_made
+    assert 0 < part_path(spec.dest).stat().st_size <= 50_000
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/m.bin", "file:///etc/passwd", "hf://org/repo/m.bin", "http:///x"])
+def test_non_http_urls_are_rejected(url, tmp_path):
+    with pytest.raises(DownloadError) as caught:
+        download(FileSpec(url, tmp_path / "comfy" / "x.bin"), policy=FAST, options=SMALL)
+
+    assert not caught.value.retryable
+    assert "only http and https" in caught.value.message
+    assert not (tmp_path / "comfy").exists()
+
+
+def test_redirect_to_non_http_is_rejected(server, spec):
+    server.always("/model.bin", Fault(redirect="file:///etc/passwd"))
+
+    with pytest.raises(DownloadError, match="only http and https") as caught:
+        download(spec, policy=FAST, options=SMALL)
+
+    assert not caught.value.retryable
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def test_token_goes_to_its_host_only_even_across_redirects(server, served, spec):
+    server.always("/redirect", Fault(redirect=server.url("/model.bin", host="localhost")))
+    redirected = FileSpec(server.url("/redirect"), spec.dest, spec.expected_size, spec.sha256)
+
+    options = Options(chunk_size=SMALL.chunk_size, tokens={"127.0.0.1": TOKEN})
+
+    result = download(redirected, policy=FAST, options=options)
+
+    assert_complete(result, spec, served)
+    first, second = server.requests
+    assert (first.path, first.authorization) == ("/redirect", f"Bearer {TOKEN}")
+    assert second.path == "/model.bin"
+    assert second.host.startswith("localhost:")
+    assert second.authorization is None
+
+
+def test_token_is_resent_after_a_redirect_to_the_same_host(server, served, spec):
+    server.always("/redirect", Fault(redirect="/model.bin"))
+    redirected = FileSpec(server.url("/redirect"), spec.dest, spec.expected_size, spec.sha256)
+
+    download(redirected, policy=FAST, options=Options(chunk_size=SMALL.chunk_size, tokens={"127.0.0.1": TOKEN}))
+
+    assert [r.authorization for r in server.requests] == [f"Bearer {TOKEN}"] * 2
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("huggingface.co", TOKEN),
+        ("cdn-lfs.huggingface.co", TOKEN),
+        ("HuggingFace.co", TOKEN),
+        ("evilhuggingface.co", None),
+        ("huggingface.co.evil.example", None),
+        ("civitai.com", None),
+    ],
+)
+def test_token_host_matching(host, expected):
+    assert engine._token_for(f"https://{host}/x", {"huggingface.co": TOKEN}) == expected
+
+
+def test_auth_failure_hints_and_never_shows_the_token(server, spec):
+    server.always("/model.bin", Fault(status=401))
+    options = Options(tokens={"127.0.0.1": TOKEN}, auth_hints={"127.0.0.1": "set HF_TOKEN"})
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=options)
+
+    message = caught.value.message
+    assert message.startswith("HTTP 401 from 127.0.0.1")
+    assert "set HF_TOKEN" in message
+    assert not caught.value.retryable
+    assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
+
+
+def test_network_errors_never_show_the_token(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/model.bin?token={TOKEN}"
+    retries = Retries()
+    options = Options(tokens={"127.0.0.1": TOKEN})
+
+    with pytest.raises(DownloadError) as caught:
+        download(FileSpec(url, tmp_path / "m.bin"), on_retry=retries, policy=FAST, options=options)
+
+    assert caught.value.retryable
+    assert "refused" in caught.value.message
+    for text in [str(caught.value), repr(caught.value), *retries.messages]:
+        assert TOKEN not in text
+
+
+# --- pause and cancel -------------------------------------------------------------------------
+
+
+def test_pause_on_a_trickling_server_is_quick_and_resume_continues(server, served, spec):
+    server.script("/model.bin", Fault(trickle=(1024, 0.05)))  # ~20 kB/s
+    control = Control()
+    asked = {}
+
+    def on_progress(done, total):
+        if done >= 16 * 1024 and "when" not in asked:
+            asked["when"] = pause_later(control, 0.3)
+
+    with pytest.raises(Stopped) as caught:
+        download(spec, control=control, on_progress=on_progress, policy=FAST, options=SMALL)
+    stopped_after = time.monotonic() - asked["when"]["at"]
+
+    assert caught.value.reason == "pause"
+    assert stopped_after < 1.0
+    part = part_path(spec.dest)
+    kept = part.stat().st_size
+    assert kept >= 16 * 1024
+    assert not spec.dest.exists()
+
+    result = download(spec, control=Control(), policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[-1].range == f"bytes={kept}-"
+    assert result.resumed_from == kept
+
+
+def test_cancel_stops_and_leaves_the_part_to_the_caller(server, spec):
+    server.script("/model.bin", Fault(trickle=(1024, 0.05)))
+    control = Control()
+    asked = {}
+
+    def on_progress(done, total):
+        if done >= 16 * 1024 and "when" not in asked:
+            asked["when"] = pause_later(control, 0.2, "cancel")
+
+    with pytest.raises(Stopped) as caught:
+        download(spec, control=control, on_progress=on_progress, policy=FAST, options=SMALL)
+
+    assert caught.value.reason == "cancel"
+    assert time.monotonic() - asked["when"]["at"] < 1.0
+    assert part_path(spec.dest).exists()
+    assert not spec.dest.exists()
+
+
+def test_pause_while_the_server_has_not_answered_yet(server, spec):
+    server.script("/model.bin", Fault(delay=10))
+    control = Control()
+    asked = pause_later(control, 0.3)
+
+    with pytest.raises(Stopped):
+        download(spec, control=control, policy=FAST, options=Options(timeout=(5, 30)))
+
+    assert time.monotonic() - asked["at"] < 1.0
+
+
+def test_pause_during_the_wait_between_attempts(server, spec):
+    server.always("/model.bin", Fault(status=503))
+    control = Control()
+    asked = pause_later(control, 0.3)
+
+    with pytest.raises(Stopped):
+        download(spec, control=control, policy=RetryPolicy(backoff_initial=30), options=SMALL)
+
+    assert time.monotonic() - asked["at"] < 1.0
+    assert len(server.requests) == 1
+
+
+def test_already_paused_control_stops_before_any_request(server, spec):
+    control = Control()
+    control.pause()
+
+    with pytest.raises(Stopped):
+        download(spec, control=control, policy=FAST, options=SMALL)
+
+    assert server.requests == []

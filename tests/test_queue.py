@@ -1,0 +1,324 @@
+"""The download queue with real HTTP: jobs, FIFO, retries, pause/resume/cancel, the JSON API."""
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from downloads import queue
+from downloads.engine import part_path
+from downloads.models import DownloadJob, JobFile, State
+from downloads.worker import run_queue
+from presets.models import Category, Preset, PresetFile
+from tests.faultserver import Fault, FaultServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture
+def user_client(client):
+    user = User.objects.create_user("alice", password="pw")
+    client.force_login(user)
+    return client
+
+
+def served_preset(server, preset_id, sizes, with_hashes=True):
+    """A preset whose files the fault server serves (sha256 and exact size known when with_hashes)."""
+    category, _ = Category.objects.get_or_create(name="Image Generation", defaults={"type": "image"})
+    preset = Preset.objects.create(id=preset_id, name=preset_id, category=category, type="image", source="upstream")
+    for position, size in enumerate(sizes):
+        served = server.add_file(f"/{preset_id}/{position}.safetensors", size)
+        PresetFile.objects.create(
+            preset=preset,
+            position=position,
+            path=f"checkpoints/{preset_id.lower()}_{position}.safetensors",
+            url=server.url(f"/{preset_id}/{position}.safetensors"),
+            size="1MB",
+            sha256=served.sha256 if with_hashes else "",
+            exact_bytes=size if with_hashes else None,
+        )
+    return preset
+
+
+def target(settings, preset, position=0):
+    return settings.MODEL_BASE_PATH / preset.files.all()[position].path
+
+
+def run_worker_in_background():
+    """The worker as django-q2 runs it, in a thread with its own database connection."""
+
+    def work():
+        try:
+            run_queue()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(condition, timeout=10, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def test_install_copies_the_file_list_and_downloads_it_verified(server, settings, client):
+    preset = served_preset(server, "ALPHA", [300_000, 50_000])
+    job, created = queue.install(preset)
+    assert created and [f.path for f in job.files.all()] == [f.path for f in preset.files.all()]
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED and job.finished_at
+    assert job.bytes_done == job.bytes_total == 350_000
+    for file, served in zip(job.files.all(), preset.files.all()):
+        assert file.state == State.COMPLETED and file.verified_sha256 == served.sha256
+    assert target(settings, preset).stat().st_size == 300_000
+    assert not part_path(target(settings, preset)).exists()
+    assert client.get("/api/presets/ALPHA").json()["installed"] is True
+
+
+def test_installing_an_active_preset_returns_the_existing_job(server):
+    preset = served_preset(server, "ALPHA", [1000])
+    first, created = queue.install(preset)
+    second, created_again = queue.install(preset)
+    assert created and not created_again and first.pk == second.pk
+    assert DownloadJob.objects.count() == 1
+
+
+def test_concurrent_install_requests_make_one_job(server, user_client, settings):
+    served_preset(server, "ALPHA", [1000])
+    answers = []
+
+    def ask():
+        try:
+            answers.append(user_client.post("/api/presets/ALPHA/install").json()["job_id"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 8 and len(set(answers)) == 1
+    assert DownloadJob.objects.count() == 1
+
+
+def test_files_already_present_are_skipped_unless_forced(server, settings):
+    preset = served_preset(server, "ALPHA", [1000, 2000])
+    present = target(settings, preset, 0)
+    present.parent.mkdir(parents=True)
+    present.write_bytes(server.files["/ALPHA/0.safetensors"].bytes())
+    job, _ = queue.install(preset)
+    assert [f.skipped for f in job.files.all()] == [True, False]
+    run_queue()
+    assert len(server.requests_for("/ALPHA/0.safetensors")) == 0
+    forced, _ = queue.install(preset, force=True)
+    assert not any(f.skipped for f in forced.files.all())
+    run_queue()
+    assert len(server.requests_for("/ALPHA/0.safetensors")) == 1
+
+
+def test_jobs_run_one_at_a_time_in_fifo_order(server):
+    presets = [served_preset(server, name, [20_000]) for name in ("FIRST", "SECOND", "THIRD")]
+    for preset in presets:
+        queue.install(preset)
+    run_queue()
+    order = [r.path.split("/")[1] for r in server.requests]
+    assert order == ["FIRST", "SECOND", "THIRD"]
+    jobs = list(DownloadJob.objects.order_by("started_at"))
+    assert [j.preset_id for j in jobs] == ["FIRST", "SECOND", "THIRD"]
+    assert all(a.finished_at <= b.started_at for a, b in zip(jobs, jobs[1:]))
+
+
+def test_server_faults_are_retried_and_the_file_ends_correct(server, settings):
+    preset = served_preset(server, "ALPHA", [3_000_000])
+    server.script(
+        "/ALPHA/0.safetensors",
+        Fault(status=500),
+        Fault(truncate_after=1_500_000),
+        Fault(status=429, headers={"Retry-After": "0"}),
+    )
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED, job.error
+    assert job.files.get().verified_sha256 == preset.files.get().sha256
+    ranges = [r.range for r in server.requests_for("/ALPHA/0.safetensors")]
+    assert ranges[-1] == "bytes=1500000-"
+
+
+def test_exhausted_retries_fail_the_job_with_its_error_and_retry_resumes(server, settings, user_client):
+    preset = served_preset(server, "ALPHA", [300_000])
+    server.script("/ALPHA/0.safetensors", Fault(truncate_after=120_000))
+    server.always("/ALPHA/0.safetensors", Fault(status=503))
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.FAILED
+    assert "503" in job.error and "checkpoints/alpha_0.safetensors" in job.error
+    file = job.files.get()
+    assert file.state == State.FAILED and file.attempts == settings.DOWNLOAD_MAX_ATTEMPTS
+    assert part_path(target(settings, preset)).stat().st_size == 120_000
+
+    server.always("/ALPHA/0.safetensors", None)
+    answer = user_client.post("/api/presets/ALPHA/retry")
+    assert answer.status_code == 200 and answer.json()["status"] == "queued"
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+    assert server.requests_for("/ALPHA/0.safetensors")[-1].range == "bytes=120000-"
+    assert target(settings, preset).stat().st_size == 300_000
+
+
+def test_a_sha256_mismatch_fails_and_installs_nothing(server, settings):
+    preset = served_preset(server, "ALPHA", [10_000])
+    PresetFile.objects.filter(preset=preset).update(sha256="0" * 64)
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.FAILED and "sha256" in job.error
+    assert not target(settings, preset).exists()
+
+
+def test_pause_stops_the_transfer_and_resume_continues_from_the_byte(server, settings, user_client):
+    preset = served_preset(server, "ALPHA", [2_000_000])
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
+    user_client.post("/api/presets/ALPHA/install")
+    worker = run_worker_in_background()
+    part = part_path(target(settings, preset))
+    wait_for(lambda: part.exists() and part.stat().st_size > 100_000)
+
+    asked = time.monotonic()
+    assert user_client.post("/api/presets/ALPHA/pause").json()["status"] == "paused"
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.monotonic() - asked < 1.5
+    paused_at = part.stat().st_size
+    time.sleep(0.3)
+    assert part.stat().st_size == paused_at
+    assert DownloadJob.objects.get().state == State.PAUSED
+
+    server.always("/ALPHA/0.safetensors", None)
+    assert user_client.post("/api/presets/ALPHA/resume").json()["status"] == "queued"
+    run_queue()
+    assert DownloadJob.objects.get().state == State.COMPLETED
+    assert server.requests_for("/ALPHA/0.safetensors")[-1].range == f"bytes={paused_at}-"
+    assert target(settings, preset).stat().st_size == 2_000_000
+
+
+@pytest.mark.parametrize("keep_partial", [True, False])
+def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, settings, user_client, keep_partial):
+    preset = served_preset(server, "ALPHA", [2_000_000])
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
+    user_client.post("/api/presets/ALPHA/install")
+    worker = run_worker_in_background()
+    part = part_path(target(settings, preset))
+    wait_for(lambda: part.exists() and part.stat().st_size > 50_000)
+    suffix = "" if keep_partial else "?keep_partial=false"
+    assert user_client.post(f"/api/presets/ALPHA/cancel{suffix}").json()["status"] == "cancelled"
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert part.exists() == keep_partial
+    assert not target(settings, preset).exists()
+    assert DownloadJob.objects.get().state == State.CANCELLED
+
+
+def test_cancel_of_a_queued_job_deletes_its_part_at_once(server, settings, user_client):
+    preset = served_preset(server, "ALPHA", [10_000])
+    part = part_path(target(settings, preset))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 100)
+    user_client.post("/api/presets/ALPHA/install")
+    user_client.post("/api/presets/ALPHA/cancel?keep_partial=false")
+    assert not part.exists()
+
+
+def test_a_paused_job_lets_the_next_one_run(server, user_client):
+    served_preset(server, "FIRST", [10_000])
+    served_preset(server, "SECOND", [10_000])
+    user_client.post("/api/presets/FIRST/install")
+    user_client.post("/api/presets/SECOND/install")
+    user_client.post("/api/presets/FIRST/pause")
+    run_queue()
+    states = dict(DownloadJob.objects.values_list("preset_id", "state"))
+    assert states == {"FIRST": State.PAUSED, "SECOND": State.COMPLETED}
+
+
+def test_queue_status_shows_the_current_download_and_the_waiting_list(server, settings, client):
+    preset = served_preset(server, "FIRST", [2_000_000])
+    served_preset(server, "SECOND", [1000])
+    server.always("/FIRST/0.safetensors", Fault(trickle=(50_000, 0.05)))
+    queue.install(preset)
+    queue.install(Preset.objects.get(pk="SECOND"))
+    assert client.get("/api/presets/queue/status").json()["current"] is None
+    worker = run_worker_in_background()
+    wait_for(lambda: (client.get("/api/presets/queue/status").json()["current"] or {}).get("downloaded", 0) > 100_000)
+    status = client.get("/api/presets/queue/status").json()
+    assert status["active_downloads"] == 1
+    current = status["current"]
+    assert current["preset_id"] == "FIRST" and current["status"] == "downloading"
+    assert current["file"] == "checkpoints/first_0.safetensors" and current["total"] == 2_000_000
+    assert 0 < current["progress"] < 100 and current["speed"] > 0 and current["eta"] is not None
+    assert [j["preset_id"] for j in status["queue"]] == ["SECOND"]
+    queue.cancel(DownloadJob.objects.get(preset_id="FIRST"))
+    worker.join(timeout=10)
+
+
+def test_actions_need_a_login_and_known_presets(server, user_client):
+    served_preset(server, "ALPHA", [1000])
+    anonymous = Client()
+    for action in ("install", "pause", "resume", "cancel", "retry"):
+        assert anonymous.post(f"/api/presets/ALPHA/{action}").status_code == 401
+    assert user_client.post("/api/presets/NOPE/install").status_code == 404
+    assert user_client.post("/api/presets/ALPHA/pause").status_code == 404
+    assert user_client.get("/api/presets/ALPHA/install").status_code == 405
+    assert user_client.post("/api/presets/ALPHA/install").status_code == 202
+    assert user_client.post("/api/presets/ALPHA/install").status_code == 200
+    conflict = user_client.post("/api/presets/ALPHA/resume")
+    assert conflict.status_code == 409 and "queued" in conflict.json()["error"]
+
+
+def test_retired_presets_cannot_be_installed(server, user_client):
+    preset = served_preset(server, "ALPHA", [1000])
+    Preset.objects.filter(pk=preset.pk).update(retired_at="2026-01-01T00:00:00Z")
+    assert user_client.post("/api/presets/ALPHA/install").status_code == 409
+
+
+def test_queue_command_prints_the_queue(server, capsys):
+    queue.install(served_preset(server, "ALPHA", [1000]))
+    queue.install(served_preset(server, "BETA", [1000]))
+    call_command("queue")
+    out = capsys.readouterr().out
+    assert "nothing is downloading" in out and "1. ALPHA queued" in out and "2. BETA queued" in out
+
+
+def test_install_command_queues_and_reports_unknown_presets(server, capsys):
+    served_preset(server, "ALPHA", [1000])
+    call_command("install_preset", "ALPHA")
+    assert "Queued ALPHA" in capsys.readouterr().out
+    assert JobFile.objects.count() == 1
+    with pytest.raises(Exception, match="no preset 'NOPE'"):
+        call_command("install_preset", "NOPE")
+
+
+def test_worker_timeout_and_retry_never_cut_a_long_download(settings):
+    """django-q2 kills a task past `timeout` and re-runs one unacknowledged past `retry`."""
+    q = settings.Q_CLUSTER
+    assert q["workers"] == 1
+    assert q["timeout"] >= 24 * 3600, "a day-long download must not be killed"
+    assert q["retry"] > q["timeout"], "a running download must not be handed out again"

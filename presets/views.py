@@ -1,28 +1,13 @@
 """The catalogue's JSON API: what the models page and scripts read."""
 
-from functools import wraps
-
 from django.db.models import Count
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from presets.catalogue import CatalogueError
+from presetsite.auth import staff_required
 from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
-
-
-def staff_required(view):
-    """401 for anonymous callers and 403 for non-staff, as JSON (an API never redirects to a login page)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "authentication required"}, status=401)
-        if not request.user.is_staff:
-            return JsonResponse({"error": "staff only"}, status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def preset_json(row, sizes):

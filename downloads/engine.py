@@ -92,8 +92,8 @@ class Options:
     tokens: Mapping[str, str] = field(default_factory=dict)
     auth_hints: Mapping[str, str] = field(default_factory=dict)
     timeout: tuple[float, float] = (10.0, 60.0)
-    chunk_size: int = 4 << 20
-    buffer_chunks: int = 4
+    chunk_size: int = 1 << 20
+    buffer_chunks: int = 8
     disk_reserve: int = 0
     max_redirects: int = 10
     user_agent: str = USER_AGENT

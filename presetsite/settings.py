@@ -178,6 +178,9 @@ DOWNLOAD_AUTH_HINTS = {"huggingface.co": "set HF_TOKEN", "civitai.com": "set CIV
 # How often the worker writes progress to the database (and so to the browsers), in seconds.
 DOWNLOAD_PROGRESS_INTERVAL = float(os.environ.get("DOWNLOAD_PROGRESS_INTERVAL", "0.25"))
 
+# `install_preset --wait` says no worker is running after a queued job waited this long (s).
+INSTALL_WAIT_WARNING_AFTER = float(os.environ.get("INSTALL_WAIT_WARNING_AFTER", "10"))
+
 # --- Download worker (django-q2, one worker: downloads run one at a time, FIFO) -----------
 # A task past `timeout` is killed, and one not acknowledged within `retry` is handed out again.
 # A single task downloads a whole preset, which can take hours on a slow link: the timeout is

@@ -1,15 +1,13 @@
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from downloads import queue
 from downloads.models import DownloadJob, State
 from presets.models import Preset
 from presets.sizes import human_size
-
-UNCLAIMED_WARNING_AFTER = 10  # seconds a queued job may wait, with nothing running, before we say so
-
 
 class Command(BaseCommand):
     help = "Queue a preset for download; --wait follows it until it ends (a worker must be running)."
@@ -37,7 +35,7 @@ class Command(BaseCommand):
                 break
             running = DownloadJob.objects.filter(state__in=(State.DOWNLOADING, State.RETRYING)).exists()
             if job.state == State.QUEUED and not running and not warned:
-                if time.monotonic() - waiting_since > UNCLAIMED_WARNING_AFTER:
+                if time.monotonic() - waiting_since > settings.INSTALL_WAIT_WARNING_AFTER:
                     self.stderr.write(
                         "\nNo worker has picked the job up: is one running? "
                         "Start it with `python manage.py qcluster` or bin/start."

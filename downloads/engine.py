@@ -84,8 +84,8 @@ class Options:
         (redirects are followed hop by hop and each hop gets only its own host's token).
     auth_hints: host -> advice appended to 401/403 messages, e.g. {"huggingface.co": "set HF_TOKEN"}.
     timeout: (connect, read) seconds; read is the longest silence tolerated mid-transfer.
-    chunk_size, buffer_chunks: bytes per network read, and how many read chunks may wait for
-        the disk; memory use is about chunk_size * (buffer_chunks + 2).
+    chunk_size, buffer_chunks: the most bytes one network read hands over, and how many such
+        chunks may wait for the disk; memory use stays under chunk_size * (buffer_chunks + 2).
     disk_reserve: bytes to leave free on the target filesystem.
     """
 
@@ -335,12 +335,14 @@ class _Exchange:
     def close(self) -> None:
         self._closed.set()
         with self._lock:
-            if self._response is not None:
+            reading = self._response is not None
+            if reading:
                 try:
                     self._response.raw.shutdown()
                 except (OSError, ValueError, RuntimeError):
                     pass  # already closed or released: nothing is blocked on it
-        self._thread.join(timeout=POLL_INTERVAL)
+        if reading:  # the read wakes up at once; a thread still connecting is not waited for
+            self._thread.join(timeout=POLL_INTERVAL)
 
     def _run(self) -> None:
         response = None
@@ -634,7 +636,7 @@ def _check_url(url: str) -> None:
 
 
 def _token_for(url: str, tokens: Mapping[str, str]) -> str | None:
-    return _lookup_host(_host(url), tokens) or None
+    return (_lookup_host(_host(url), tokens) or "").strip() or None
 
 
 def _lookup_host(host: str, mapping: Mapping[str, str]) -> str | None:
@@ -676,9 +678,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _scrub(text: str, options: Options) -> str:
+    """Blank out any configured token, in case an error message quotes one."""
     for token in options.tokens.values():
-        if token:
-            text = text.replace(token, "***")
+        for variant in {token, token.strip()}:
+            if variant:
+                text = text.replace(variant, "***")
     return text
 
 

@@ -10,6 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from downloads.events import publish_queue
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
 
@@ -51,6 +52,7 @@ def install(preset, user=None, force=False):
             raise
         return existing, False
     transaction.on_commit(kick_worker)
+    transaction.on_commit(publish_queue)
     return job, True
 
 
@@ -117,6 +119,7 @@ def _transition(job, allowed, new_state, **fields):
     job.refresh_from_db()
     if not updated:
         raise QueueError(f"the download of {job.preset_id} is {job.state}, it cannot become {new_state}")
+    transaction.on_commit(publish_queue)
 
 
 def delete_partials(job):
@@ -145,28 +148,40 @@ def job_json(job):
     """A job for the API and the browsers: whole-job bytes, and the file being downloaded."""
     files = list(job.files.all())
     current = next((f for f in files if f.state in (State.DOWNLOADING, State.RETRYING)), None)
-    done = job.bytes_done
-    total = job.bytes_total
     return {
         "job_id": job.pk,
         "preset_id": job.preset_id,
         "preset_name": job.preset.name,
         "status": job.state,
-        "file": current.path if current else None,
-        "file_downloaded": current.bytes_done if current else None,
-        "file_total": current.bytes_total if current else None,
+        **file_progress(current.path if current else None, current and current.bytes_done, current and current.bytes_total),
         "attempt": current.attempts if current else None,
         "files_done": sum(1 for f in files if f.state == State.COMPLETED),
         "files_total": len(files),
-        "downloaded": done,
-        "total": total,
-        "progress": round(100 * done / total, 1) if total else 0,
-        "speed": job.speed,
-        "eta": round((total - done) / job.speed) if total and job.speed else None,
+        **job_progress(job.bytes_done, job.bytes_total, job.speed),
         "error": job.error or None,
         "queued_at": job.queued_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def job_progress(done, total, speed):
+    """Whole-job figures, as the queue panel's progress bar shows them."""
+    return {
+        "downloaded": done,
+        "total": total,
+        "progress": min(100.0, round(100 * done / total, 1)) if total else 0,
+        "speed": speed,
+        "eta": max(0, round((total - done) / speed)) if total and speed else None,
+    }
+
+
+def file_progress(path, done, total):
+    return {
+        "file": path,
+        "file_downloaded": done,
+        "file_total": total,
+        "file_progress": round(100 * done / total, 1) if total else 0,
     }
 
 

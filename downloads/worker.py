@@ -17,8 +17,9 @@ from django.utils import timezone
 from django_q.signals import post_spawn
 
 from downloads import engine
+from downloads.events import publish, publish_queue
 from downloads.models import DownloadJob, JobFile, State
-from downloads.queue import delete_partials, kick_worker
+from downloads.queue import delete_partials, file_progress, job_progress, kick_worker
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ RUNNING = (State.DOWNLOADING, State.RETRYING)
 
 def run_queue():
     while (job := claim_next_job()) is not None:
+        publish_queue()
         run_job(job)
+        publish_queue()
 
 
 def claim_next_job():
@@ -51,7 +54,8 @@ def run_job(job):
         outcome = run_file(job, file)
         if outcome != State.COMPLETED:
             return outcome
-    _finish_job(job, State.COMPLETED)
+    if _finish_job(job, State.COMPLETED):
+        publish("download_complete", preset_id=job.preset_id, job_id=job.pk)
     return State.COMPLETED
 
 
@@ -76,6 +80,7 @@ def run_file(job, file):
         )
     except engine.Stopped as stop:
         JobFile.objects.filter(pk=file.pk).update(state=State.QUEUED, speed=0)
+        DownloadJob.objects.filter(pk=job.pk).update(speed=0)
         job.refresh_from_db()
         if stop.reason == "cancel" and not job.keep_partial:
             delete_partials(job)
@@ -85,6 +90,8 @@ def run_file(job, file):
         message = _naming(file, error.message)
         JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
         _finish_job(job, State.FAILED, error=message)
+        publish("download_failed", preset_id=job.preset_id, job_id=job.pk, file=file.path, error=message,
+                retry_count=JobFile.objects.get(pk=file.pk).attempts)
         log.warning("%s failed: %s", job.preset_id, message)
         return State.FAILED
     JobFile.objects.filter(pk=file.pk).update(
@@ -106,7 +113,7 @@ def _naming(file, message):
 
 def _finish_job(job, state, error=""):
     """Only a running job is finished: a cancel that landed meanwhile stands."""
-    DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(
+    return DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(
         state=state, error=error, finished_at=timezone.now(), speed=0, updated_at=timezone.now()
     )
 
@@ -162,16 +169,20 @@ class ProgressRecorder:
         self.written_at = now
         self.write(downloaded, total)
 
-    def write(self, downloaded, total, **fields):
+    def write(self, downloaded, total):
         file_total = total or self.file.exact_bytes or self.file.approx_bytes
         speed = self.speed.rate()
+        job_done, job_total = self.done_before + downloaded, self.others_total + (file_total or 0)
         JobFile.objects.filter(pk=self.file.pk).update(bytes_done=downloaded, bytes_total=total, speed=speed)
         DownloadJob.objects.filter(pk=self.job.pk).update(
-            bytes_done=self.done_before + downloaded,
-            bytes_total=self.others_total + (file_total or 0),
-            speed=speed,
-            updated_at=timezone.now(),
-            **fields,
+            bytes_done=job_done, bytes_total=job_total, speed=speed, updated_at=timezone.now()
+        )
+        publish(
+            "download_progress",
+            preset_id=self.job.preset_id,
+            job_id=self.job.pk,
+            **file_progress(self.file.path, downloaded, file_total),
+            **job_progress(job_done, job_total, speed),
         )
 
     def retrying(self, attempt, max_attempts, delay, message):
@@ -181,13 +192,25 @@ class ProgressRecorder:
         DownloadJob.objects.filter(pk=self.job.pk, state=State.DOWNLOADING).update(state=State.RETRYING)
         self.speed = SpeedMeter()
         self.after_retry = True
+        publish(
+            "download_retrying",
+            preset_id=self.job.preset_id,
+            job_id=self.job.pk,
+            file=self.file.path,
+            attempt=attempt,
+            max=max_attempts,
+            delay=delay,
+            error=message,
+        )
+        publish_queue()
 
     def file_done(self, size):
         self.write(size, size)
 
     def transferring_again(self):
         JobFile.objects.filter(pk=self.file.pk).update(state=State.DOWNLOADING)
-        DownloadJob.objects.filter(pk=self.job.pk, state=State.RETRYING).update(state=State.DOWNLOADING)
+        if DownloadJob.objects.filter(pk=self.job.pk, state=State.RETRYING).update(state=State.DOWNLOADING):
+            publish_queue()
 
 
 class SpeedMeter:

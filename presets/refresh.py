@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from downloads.events import publish
 from presets.catalogue import dump_catalogue, parse_catalogue, unsafe_url_reason
 from presets.models import (
     CatalogueSource,
@@ -115,6 +116,14 @@ def load_catalogue_text(body, url, etag):
         source.save()
     _keep_copy(body if isinstance(body, bytes) else body.encode())
     result.version = source.version
+    publish(
+        "catalogue_refreshed",
+        added=result.added,
+        changed=result.changed,
+        removed=result.removed,
+        retired=result.retired,
+        version=result.version,
+    )
     log.info("catalogue refreshed: %s", result.summary())
     return result
 

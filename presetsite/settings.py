@@ -150,6 +150,19 @@ PRESETS_REFRESH_URL = os.environ.get(
 PRESETS_REFRESH_TIMEOUT = float(os.environ.get("PRESETS_REFRESH_TIMEOUT", "30"))
 PRESETS_MAX_BYTES = int(os.environ.get("PRESETS_MAX_BYTES", str(5 * 1024 * 1024)))
 
+# --- Realtime ----------------------------------------------------------------------------
+# With REDIS_URL, events travel through channels-redis and django-q2 uses Redis as its broker;
+# without it, through an outbox table that each web process polls (see downloads/events.py).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+EVENTS_VIA_CHANNEL_LAYER = bool(REDIS_URL)
+EVENT_POLL_INTERVAL = float(os.environ.get("EVENT_POLL_INTERVAL", "0.025"))
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
 # --- Logging ---------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -198,3 +211,6 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.2,
 }
+if REDIS_URL:
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = REDIS_URL

@@ -9,6 +9,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM = FIXTURES / "upstream"
 
 
+def pytest_sessionstart(session):
+    """Django recreates the SQLite test database but leaves the -wal/-shm files of a run that was
+    killed; SQLite then reports a disk I/O error. Start from nothing."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        name = Path(settings.DATABASES["default"]["TEST"]["NAME"])
+        for leftover in (name, name.with_name(name.name + "-wal"), name.with_name(name.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(request, tmp_path):
     """Each test gets its own model root and catalogue copy, never the developer's data/."""

@@ -1,0 +1,25 @@
+"""The dashboard socket: a snapshot of the queue on connect, then every event as it happens."""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from downloads.events import GROUP, ensure_pump
+from downloads.queue import queue_snapshot
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        if not self.scope["user"].is_authenticated:
+            await self.close(code=4401)
+            return
+        ensure_pump()
+        await self.channel_layer.group_add(GROUP, self.channel_name)
+        await self.accept()
+        snapshot = await database_sync_to_async(queue_snapshot)()
+        await self.send_json({"type": "queue_updated", **snapshot})
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(GROUP, self.channel_name)
+
+    async def broadcast(self, message):
+        await self.send_json(message["event"])

@@ -1,0 +1,80 @@
+"""Getting the worker's events to every browser, whichever process they are raised in.
+
+The download worker runs in its own process, and Channels' in-memory layer does not cross
+processes. Two ways, chosen by configuration:
+
+- With `REDIS_URL` (scale-out), `publish` sends straight to the channels-redis group every web
+  process listens to.
+- Without Redis (the embedded default), `publish` appends the event to the `Event` table, an
+  outbox; each web process runs one `pump` that reads new rows every EVENT_POLL_INTERVAL and
+  hands them to its own sockets through the in-memory layer.
+
+We chose the outbox over a third-party database channel layer (none is well kept) and over
+having the worker call the web process (it would need to know every web process, and events
+raised while none listens would be lost). The outbox costs one indexed query per poll per web
+process, keeps events in order, survives a web restart, and its delay is bounded by the poll
+interval (25 ms by default). A client that (re)connects first gets a full snapshot of the
+queue, so it never depends on having seen earlier events.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+GROUP = "dashboard"
+
+
+def publish(event_type, **payload):
+    """Send an event to every connected browser (from any process, sync code)."""
+    message = {"type": "broadcast", "event": {"type": event_type, **payload}}
+    if settings.EVENTS_VIA_CHANNEL_LAYER:
+        async_to_sync(get_channel_layer().group_send)(GROUP, message)
+    else:
+        from downloads.models import Event
+
+        Event.objects.create(type=event_type, payload=message["event"])
+
+
+def publish_queue():
+    from downloads.queue import queue_snapshot
+
+    publish("queue_updated", **queue_snapshot())
+
+
+_pump_task = None
+
+
+def ensure_pump():
+    """Start this process's outbox pump once (embedded mode only); called by each new socket."""
+    global _pump_task
+    if settings.EVENTS_VIA_CHANNEL_LAYER or (_pump_task and not _pump_task.done()):
+        return
+    _pump_task = asyncio.get_running_loop().create_task(pump())
+
+
+async def pump():
+    """Forward outbox rows to this process's sockets, oldest first, from the newest at start."""
+    from downloads.models import Event
+
+    layer = get_channel_layer()
+    last_id = await sync_to_async(Event.last_id)()
+    cleaned_at = timezone.now()
+    while True:
+        try:
+            events = await sync_to_async(Event.after)(last_id)
+            for event_id, event in events:
+                await layer.group_send(GROUP, {"type": "broadcast", "event": event})
+                last_id = event_id
+            if timezone.now() - cleaned_at > timedelta(minutes=5):
+                cleaned_at = timezone.now()
+                await sync_to_async(Event.prune)()
+        except Exception:  # a busy database must not end the pump: log and poll again
+            log.exception("event pump")
+        await asyncio.sleep(settings.EVENT_POLL_INTERVAL)

@@ -10,7 +10,7 @@ from downloads.queue import queue_snapshot
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         if not self.scope["user"].is_authenticated:
-            await self.close(code=4401)
+            await self.close()  # before accept: the handshake is refused with 403
             return
         ensure_pump()
         await self.channel_layer.group_add(GROUP, self.channel_name)

@@ -108,7 +108,7 @@ def run_file(job, file):
 
 def _naming(file, message):
     """The engine names the file in some messages; make sure every message does, once."""
-    return message if message.startswith(file.path) else f"{file.path}: {message}"
+    return message if file.path in message else f"{file.path}: {message}"
 
 
 def _finish_job(job, state, error=""):

@@ -1,6 +1,6 @@
 """The catalogue's JSON API: what the models page and scripts read."""
 
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -10,7 +10,32 @@ from presets.models import Category, Preset, disk_sizes, file_is_installed, pres
 from presets.refresh import RefreshError, refresh_from_url
 
 
-def preset_json(row, sizes):
+def latest_jobs(preset_ids=None):
+    """Each preset's most recent download job, as {preset_id: {job_id, state, error}}."""
+    from downloads.models import DownloadJob
+
+    jobs = DownloadJob.objects.all()
+    if preset_ids is not None:
+        jobs = jobs.filter(preset_id__in=preset_ids)
+    newest = jobs.values("preset_id").annotate(newest=Max("id")).values("newest")
+    return {
+        job["preset_id"]: {"job_id": job["id"], "state": job["state"], "error": job["error"] or None}
+        for job in DownloadJob.objects.filter(id__in=newest).values("id", "preset_id", "state", "error")
+    }
+
+
+def preset_status(installed, job):
+    """What the models page shows: an active job's state, else installed, failed or available."""
+    from downloads.models import ACTIVE_STATES
+
+    if job and job["state"] in ACTIVE_STATES:
+        return "downloading" if job["state"] == "retrying" else job["state"]
+    if installed:
+        return "installed"
+    return "failed" if job and job["state"] == "failed" else "available"
+
+
+def preset_json(row, sizes, job=None):
     files = [
         {
             "path": f["path"],
@@ -24,6 +49,7 @@ def preset_json(row, sizes):
         }
         for f in row["files"]
     ]
+    installed = preset_is_installed(row["files"], sizes)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -36,7 +62,9 @@ def preset_json(row, sizes):
         "download_size_bytes": row["approx_download_bytes"],
         "source": row["source"],
         "retired": row["retired_at"] is not None,
-        "installed": preset_is_installed(row["files"], sizes),
+        "installed": installed,
+        "status": preset_status(installed, job),
+        "job": job,
         "files": files,
     }
 
@@ -64,7 +92,8 @@ def preset_list(request):
         rows = [row for row in rows if _matches(row, search)]
 
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
-    items = [preset_json(row, sizes) for row in rows]
+    jobs = latest_jobs()
+    items = [preset_json(row, sizes, jobs.get(row["id"])) for row in rows]
     installed = _flag(request.GET.get("installed"))
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
@@ -77,7 +106,7 @@ def preset_detail(request, preset_id):
     if not rows:
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
     sizes = disk_sizes(f["path"] for f in rows[0]["files"])
-    return JsonResponse(preset_json(rows[0], sizes))
+    return JsonResponse(preset_json(rows[0], sizes, latest_jobs([preset_id]).get(preset_id)))
 
 
 @require_GET

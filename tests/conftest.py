@@ -12,6 +12,8 @@ UPSTREAM = FIXTURES / "upstream"
 def pytest_sessionstart(session):
     """Django recreates the SQLite test database but leaves the -wal/-shm files of a run that was
     killed; SQLite then reports a disk I/O error. Start from nothing."""
+    if not session.config.pluginmanager.hasplugin("django"):
+        return
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):

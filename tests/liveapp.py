@@ -1,0 +1,169 @@
+"""A throw-away installation of the app, run as real processes: daphne, qcluster, manage.py."""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class App:
+    """A throw-away installation (SQLite, own model root) driven through manage.py commands."""
+
+    def __init__(self, tmp_path, **env):
+        self.data = tmp_path / "data"
+        self.models = tmp_path / "models"
+        self.db = self.data / "db.sqlite3"
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(self.data),
+            "MODEL_BASE_PATH": str(self.models),
+            "DATABASE_URL": f"sqlite:///{self.db}",
+            "DOWNLOAD_BACKOFF_INITIAL": "0.05",
+            "DOWNLOAD_DISK_RESERVE": "0",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.cluster = None
+        self.web = None
+        self.base = None
+        self.manage("migrate", "--noinput")
+        self.manage("collectstatic", "--noinput")
+
+    def manage(self, *args, check=True, timeout=120):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def load_catalogue(self, tmp_path, server, presets):
+        catalogue = {"categories": {"Image Generation": {"description": "Images", "type": "image"}}, "presets": {}}
+        for preset_id, size in presets.items():
+            served = server.add_file(f"/{preset_id}.safetensors", size)
+            catalogue["presets"][preset_id] = {
+                "name": preset_id,
+                "category": "Image Generation",
+                "type": "image",
+                "files": [
+                    {
+                        "path": f"checkpoints/{preset_id.lower()}.safetensors",
+                        "url": server.url(f"/{preset_id}.safetensors"),
+                        "size": "8MB",
+                        "sha256": served.sha256,
+                        "size_bytes": size,
+                    }
+                ],
+            }
+        path = tmp_path / "presets.yaml"
+        path.write_text(yaml.safe_dump(catalogue))
+        self.manage("refresh_presets", "--file", str(path))
+
+    def start_cluster(self):
+        self.cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def kill_cluster(self):
+        """kill -9 of the whole cluster: sentinel, pusher, monitor and the worker."""
+        os.killpg(self.cluster.pid, signal.SIGKILL)
+        self.cluster.wait(timeout=30)
+
+    def stop_cluster(self):
+        self.cluster.send_signal(signal.SIGTERM)
+        try:
+            self.cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill_cluster()
+            raise AssertionError("qcluster did not stop on SIGTERM") from None
+
+    def job_state(self, preset_id):
+        with sqlite3.connect(self.db, timeout=10) as db:
+            row = db.execute(
+                "select state from downloads_downloadjob where preset_id = ? order by id desc limit 1", (preset_id,)
+            ).fetchone()
+        return row and row[0]
+
+    def start_web(self):
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "presetsite.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.web.poll() is None, "daphne died"
+            try:
+                if requests.get(f"{self.base}/api/presets/", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise AssertionError("daphne did not come up")
+
+    def create_user(self, username, password, staff=False):
+        self.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            f"User.objects.create_user({username!r}, password={password!r}, is_staff={staff!r})",
+        )
+
+    def token(self, username):
+        return self.manage("create_api_token", username).stdout.strip()
+
+    def login(self, username, password):
+        """A requests session logged in through the login form, as a browser would."""
+        session = requests.Session()
+        page = session.get(f"{self.base}/login/", timeout=5)
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        session.post(
+            f"{self.base}/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": csrf, "next": "/api/presets/"},
+            headers={"Referer": f"{self.base}/login/"},
+            timeout=5,
+        )
+        assert "sessionid" in session.cookies, "login failed"
+        return session
+
+    def stop(self):
+        if self.web and self.web.poll() is None:
+            self.web.terminate()
+            self.web.wait(timeout=30)
+        if self.cluster and self.cluster.poll() is None:
+            self.stop_cluster()
+
+    def wait_for(self, condition, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            assert self.cluster is None or self.cluster.poll() is None, "qcluster died"
+            time.sleep(0.1)
+        raise AssertionError("condition not met in time")

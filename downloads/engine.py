@@ -636,7 +636,12 @@ def _check_url(url: str) -> None:
 
 
 def _token_for(url: str, tokens: Mapping[str, str]) -> str | None:
-    return (_lookup_host(_host(url), tokens) or "").strip() or None
+    """The token for this URL's host; never over plain http, where anyone on the path reads it
+    (loopback excepted, for local mirrors and tests)."""
+    host = _host(url)
+    if not url.lower().startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return (_lookup_host(host, tokens) or "").strip() or None
 
 
 def _lookup_host(host: str, mapping: Mapping[str, str]) -> str | None:

@@ -550,3 +550,13 @@ def test_already_paused_control_stops_before_any_request(server, spec):
         download(spec, control=control, policy=FAST, options=SMALL)
 
     assert server.requests == []
+
+
+def test_tokens_are_never_sent_over_plain_http_to_a_remote_host():
+    from downloads.engine import _token_for
+
+    tokens = {"huggingface.co": "hf_secret"}
+    assert _token_for("https://huggingface.co/x", tokens) == "hf_secret"
+    assert _token_for("https://cdn-lfs.huggingface.co/x", tokens) == "hf_secret"
+    assert _token_for("http://huggingface.co/x", tokens) is None
+    assert _token_for("https://evil-huggingface.co/x", tokens) is None

@@ -7,6 +7,8 @@ running download through the job row, which `JobControl` polls.
 """
 
 import logging
+import signal
+import threading
 import time
 
 from django.conf import settings
@@ -27,7 +29,7 @@ RUNNING = (State.DOWNLOADING, State.RETRYING)
 
 
 def run_queue():
-    while (job := claim_next_job()) is not None:
+    while not shutting_down.is_set() and (job := claim_next_job()) is not None:
         publish_queue()
         run_job(job)
         publish_queue()
@@ -81,10 +83,14 @@ def run_file(job, file):
     except engine.Stopped as stop:
         JobFile.objects.filter(pk=file.pk).update(state=State.QUEUED, speed=0)
         DownloadJob.objects.filter(pk=job.pk).update(speed=0)
+        if stop.reason == "shutdown":
+            # The cluster is stopping: the job goes back to the head of the queue, and the next
+            # start resumes it from its .part.
+            DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(state=State.QUEUED)
         job.refresh_from_db()
         if stop.reason == "cancel" and not job.keep_partial:
             delete_partials(job)
-        log.info("%s %s", job.preset_id, "cancelled" if stop.reason == "cancel" else "paused")
+        log.info("%s stopped: %s", job.preset_id, stop.reason)
         return job.state
     except engine.DownloadError as error:
         message = _naming(file, error.message)
@@ -128,6 +134,8 @@ class JobControl:
         self.reason = None
 
     def stop_requested(self):
+        if shutting_down.is_set():
+            return "shutdown"
         now = time.monotonic()
         if self.reason is None and now - self.checked >= self.interval:
             self.checked = now
@@ -264,6 +272,17 @@ def recover_interrupted_jobs():
         kick_worker()
 
 
+shutting_down = threading.Event()
+
+
 @receiver(post_spawn)
 def on_worker_spawn(sender, proc_name, **kwargs):
+    """In the worker process: stop a download within a second on SIGINT, then recover.
+
+    django-q2 stops a cluster by letting each worker finish its task, and its workers ignore
+    SIGINT: a download of hours would hold a stop (Ctrl-C, `bin/start` ending) for hours.
+    Ctrl-C reaches the whole process group, so the worker takes SIGINT as "shut down": the
+    download stops, its job returns to the queue, and the task ends so the cluster can stop.
+    """
+    signal.signal(signal.SIGINT, lambda signum, frame: shutting_down.set())
     recover_interrupted_jobs()

@@ -55,8 +55,11 @@ class App:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def load_catalogue(self, tmp_path, server, presets):
+    def load_catalogue(self, tmp_path, server, presets, base=None):
+        """Load presets whose files `server` serves, added to the catalogue file `base` if given."""
         catalogue = {"categories": {"Image Generation": {"description": "Images", "type": "image"}}, "presets": {}}
+        if base:
+            catalogue = yaml.safe_load(base.read_text())
         for preset_id, size in presets.items():
             served = server.add_file(f"/{preset_id}.safetensors", size)
             catalogue["presets"][preset_id] = {
@@ -93,12 +96,13 @@ class App:
         self.cluster.wait(timeout=30)
 
     def stop_cluster(self):
-        self.cluster.send_signal(signal.SIGTERM)
+        """Ctrl-C, as a terminal sends it: SIGINT to the cluster's whole process group."""
+        os.killpg(self.cluster.pid, signal.SIGINT)
         try:
             self.cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill_cluster()
-            raise AssertionError("qcluster did not stop on SIGTERM") from None
+            raise AssertionError("qcluster did not stop on SIGINT") from None
 
     def job_state(self, preset_id):
         with sqlite3.connect(self.db, timeout=10) as db:

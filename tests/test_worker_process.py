@@ -72,3 +72,22 @@ def test_install_wait_says_when_no_worker_picks_the_job_up(app, server, tmp_path
     out, err = waiting.communicate(timeout=60)
     assert "No worker has picked the job up" in err
     assert waiting.returncode == 0 and "LONELY installed" in out
+
+
+def test_ctrl_c_stops_a_running_download_at_once_and_the_next_start_resumes_it(app, server, tmp_path):
+    app.load_catalogue(tmp_path, server, {"BIG": 8_000_000})
+    server.always("/BIG.safetensors", Fault(trickle=(64_000, 0.02)))
+    app.start_cluster()
+    app.manage("install_preset", "BIG")
+    part = app.models / "checkpoints" / "big.safetensors.part"
+    app.wait_for(lambda: part.exists() and part.stat().st_size > 500_000)
+
+    asked = time.monotonic()
+    app.stop_cluster()
+    assert time.monotonic() - asked < 10
+    assert app.job_state("BIG") == "queued"
+
+    server.always("/BIG.safetensors", None)
+    app.start_cluster()
+    app.wait_for(lambda: app.job_state("BIG") == "completed")
+    assert file_sha256(app.models / "checkpoints" / "big.safetensors") == server.files["/BIG.safetensors"].sha256

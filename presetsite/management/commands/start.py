@@ -60,7 +60,9 @@ class Command(BaseCommand):
             )
 
     def run_processes(self, commands):
-        children = [subprocess.Popen(command, cwd=settings.BASE_DIR) for command in commands]
+        """Run each command in its own process group; on Ctrl-C or SIGTERM, send each group the
+        SIGINT a terminal would (the download worker stops within a second and requeues its job)."""
+        children = [subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True) for command in commands]
         stopping = False
 
         def stop(*_):
@@ -73,12 +75,13 @@ class Command(BaseCommand):
             time.sleep(0.5)
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+                os.killpg(child.pid, signal.SIGINT)
         for child in children:
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                child.kill()
-        failed = [child.args for child in children if child.returncode not in (0, -signal.SIGTERM)]
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        failed = [child.args for child in children if child.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)]
         if failed and not stopping:
             sys.exit(f"stopped because a process exited: {failed[0]}")

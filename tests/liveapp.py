@@ -77,7 +77,7 @@ class App:
                 ],
             }
         path = tmp_path / "presets.yaml"
-        path.write_text(yaml.safe_dump(catalogue))
+        path.write_text(yaml.safe_dump(catalogue, sort_keys=False))
         self.manage("refresh_presets", "--file", str(path))
 
     def start_cluster(self):

@@ -1,0 +1,874 @@
+"""Which model files a ComfyUI workflow needs, and whether the server has them.
+
+Pure Python (no Django). Entry points: :func:`scan_workflow`, :func:`scan_file`,
+:class:`ModelRoots`.
+
+Formats understood
+------------------
+* **UI format** (what "Save"/"Export" writes, schema 0.4 and 1): ``nodes[]`` with ``id``,
+  ``type``, ``mode``, ``inputs``, ``properties`` (``properties.models``: ``{name, url,
+  directory, hash?, hash_type?}``) and ``widgets_values`` (a positional list in widget
+  order, or for some nodes a dict keyed by widget name); ``links`` (0.4: arrays ``[id,
+  origin_id, origin_slot, target_id, target_slot, type]``, 1: objects); a top-level
+  ``models`` list; ``definitions.subgraphs[]``, each a graph of its own (``nodes``,
+  ``links``, ``inputs``, ``inputNode``, nested ``definitions``), instantiated by nodes whose
+  ``type`` is the subgraph's id.
+* **API / prompt format** (what "Export (API)" writes): ``{"<node id>": {"class_type": ...,
+  "inputs": {...}, "_meta": {...}}}``, also accepted wrapped as ``{"prompt": {...}}``.
+
+Choices
+-------
+* **Muted (mode 2) and bypassed (mode 4) nodes are still reported** — the user may switch
+  them back on, and a model that is missing then is still worth knowing about — but their
+  entry in ``ModelRef.nodes`` ends in ``" (muted)"`` / ``" (bypassed)"`` (a node inside a
+  muted/bypassed subgraph instance inherits the state), so callers can tell them apart;
+  :attr:`ModelRef.inactive` is True when every user is inactive. (ComfyUI's own "missing
+  models" check skips them; it only has to answer "can I run this now?")
+* **Subgraphs** are scanned through their instances, recursively, labelled
+  ``"subgraph <instance id> > <node id> <type>"``. A widget promoted to the instance
+  (a subgraph input linked to an inner widget) takes the instance's value when the
+  instance stores one (``properties.proxyWidgets`` entries ``["-1", name]``, or the
+  instance's widget inputs in older files); otherwise the inner node's own value is used.
+  Definitions no instance reaches are not executed by ComfyUI and are not scanned (a
+  warning says so).
+* **Widgets fed by a link** (UI format): ``widgets_values`` still holds the widget's last
+  value. When the link comes from a PrimitiveNode (possibly through Reroutes) or from a
+  subgraph input, that value is the one used and is reported; when it comes from a real
+  node the value is computed at run time, so it is skipped with a warning — as link-valued
+  inputs of the API format are.
+* **Metadata** (``properties.models`` of a node, top-level ``models``): a node's entry is
+  used when its ``name`` is one of the node's widget values (the frontend's rule; stale
+  entries are ignored with a warning); it contributes ``url``/``hash`` to the ref found
+  from that widget, or creates the ref (with the metadata's directory) when the node type
+  is unknown. Top-level entries are merged into refs with the same directory and path (or
+  file name); entries no node uses become refs with an empty ``nodes`` tuple. Only http(s)
+  URLs are kept.
+* **Unknown node types**: a string value that ends in a model-file extension is reported
+  when its input name says which folder it belongs to (``ckpt_name``, ``lora_name``,
+  ``clip_name2``, ...) or, for generic names (``model_name``...) and for positional UI
+  values whose widget name is unknown, when the node type suggests exactly one folder
+  (``...Upscale...`` -> upscale_models). Anything else ends up in ``ScanResult.warnings``.
+* **Paths**: ``path`` has forward slashes, no empty or ``.`` components. Absolute paths,
+  drive letters and ``..`` components are kept (so they can be shown) but flagged
+  :attr:`ModelRef.unsafe`; :meth:`ModelRoots.locate` never resolves them.
+* **Symlinks**: :meth:`ModelRoots.locate` accepts a symlink only if its resolved target is
+  a regular file inside one of the configured model directories (or the model root), each
+  itself resolved — so a symlinked ``models/checkpoints`` pointing to a big disk works, a
+  link to ``/etc/passwd`` does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .loaders import (
+    CONTROL_AFTER_GENERATE_VALUES,
+    DEFAULT_FOLDER_DIRS,
+    LOADERS,
+    MODEL_EXTENSIONS,
+    SKIP_TYPES,
+    canonical_folder,
+    folder_from_input,
+)
+
+__all__ = [
+    "WorkflowError", "ConfigError", "ModelRef", "ScanResult", "ModelRoots",
+    "scan_workflow", "scan_file", "normalize_model_path", "is_unsafe_path",
+    "MAX_WORKFLOW_BYTES",
+]
+
+#: scan_file refuses larger files (real workflows are KBs to a few MBs).
+MAX_WORKFLOW_BYTES = 64 * 1024 * 1024
+#: Deeper subgraph nesting than this is treated as malformed (and never recursed into).
+MAX_SUBGRAPH_DEPTH = 32
+#: A "model name" longer than this is not one.
+MAX_NAME_LENGTH = 4096
+#: Node visits per workflow (subgraph instances are expanded once per instance, so a
+#: crafted file nesting many instances could otherwise take exponential time).
+MAX_NODE_VISITS = 100_000
+
+_MUTED, _BYPASSED = 2, 4
+_INACTIVE_SUFFIXES = (" (muted)", " (bypassed)", " (off)")
+_EXT_RE = re.compile(r"\.[A-Za-z0-9_]{1,16}$")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class WorkflowError(ValueError):
+    """The data is not a readable ComfyUI workflow; the message says why."""
+
+
+class ConfigError(ValueError):
+    """extra_model_paths.yaml is unreadable or malformed."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str                 # as the workflow writes it, e.g. "SDXL\\sd_xl_base_1.0.safetensors"
+    directory: str            # canonical ComfyUI folder: "checkpoints", "text_encoders", ...
+    path: str                 # normalised relative path inside `directory`, forward slashes
+    nodes: tuple[str, ...]    # who uses it, e.g. ("4 CheckpointLoaderSimple", "subgraph 12 > 7 LoraLoader")
+    url: str | None = None    # from properties.models / top-level models when given
+    hash: str | None = None   # e.g. "sha256:abcd..." when the metadata gives one
+
+    @property
+    def unsafe(self) -> bool:
+        """Absolute, drive-lettered or ``..`` path: never looked up on disk."""
+        return is_unsafe_path(self.path)
+
+    @property
+    def inactive(self) -> bool:
+        """Every node using it is muted/bypassed (or a switched-off entry); False if none does."""
+        return bool(self.nodes) and all(n.endswith(_INACTIVE_SUFFIXES) for n in self.nodes)
+
+
+@dataclass
+class ScanResult:
+    format: str               # "ui" or "api"
+    models: list[ModelRef]    # deduplicated by (directory, path), sorted by (directory, path)
+    warnings: list[str] = field(default_factory=list)  # skipped nodes, unresolved values...
+
+
+# ------------------------------------------------------------------------------ paths
+
+def is_unsafe_path(path: str) -> bool:
+    if not path or "\x00" in path or path.startswith("/") or _DRIVE_RE.match(path):
+        return True
+    return ".." in path.split("/")
+
+
+def normalize_model_path(name: str) -> str:
+    """``"SDXL\\\\a.safetensors"`` -> ``"SDXL/a.safetensors"``; drops empty and ``.`` parts.
+
+    Absolute paths keep a leading ``/`` (and drive letters stay) so :func:`is_unsafe_path`
+    still sees them; ``..`` is kept for the same reason.
+    """
+    s = name.strip().replace("\\", "/")
+    lead = "/" if s.startswith("/") else ""
+    parts = [p for p in s.split("/") if p not in ("", ".")]
+    return lead + "/".join(parts)
+
+
+def _looks_like_file(value: str) -> bool:
+    """A table loader's value names a file (has an extension): not "None", "taesd", "pixel_space"."""
+    return bool(_EXT_RE.search(value.replace("\\", "/").rsplit("/", 1)[-1]))
+
+
+def _looks_like_model(value: str) -> bool:
+    return value.lower().endswith(MODEL_EXTENSIONS)
+
+
+def _folder_of(directory: str) -> tuple[str, str] | None:
+    """Metadata ``directory`` -> (canonical folder, sub-path prefix); None when unusable.
+
+    ``"clip"`` -> ``("text_encoders", "")``; ``"checkpoints/SDXL"`` -> ``("checkpoints", "SDXL")``.
+    """
+    d = normalize_model_path(directory)
+    if not d or is_unsafe_path(d):
+        return None
+    head, _, rest = d.partition("/")
+    return canonical_folder(head), rest
+
+
+def _format_hash(h: Any, h_type: Any) -> str | None:
+    if not isinstance(h, str) or not h.strip():
+        return None
+    h = h.strip()
+    if ":" in h:
+        return h
+    if isinstance(h_type, str) and h_type.strip():
+        return f"{h_type.strip().lower()}:{h}"
+    if _HEX64_RE.match(h):
+        return f"sha256:{h.lower()}"
+    return h
+
+
+def _http_url(url: Any) -> str | None:
+    if isinstance(url, str) and url.strip().lower().startswith(("https://", "http://")):
+        return url.strip()
+    return None
+
+
+# --------------------------------------------------------------------------- collector
+
+class _Acc:
+    __slots__ = ("name", "directory", "path", "nodes", "url", "hash")
+
+    def __init__(self, name: str, directory: str, path: str):
+        self.name, self.directory, self.path = name, directory, path
+        self.nodes: dict[str, None] = {}  # ordered set
+        self.url: str | None = None
+        self.hash: str | None = None
+
+
+class _Collector:
+    def __init__(self, fmt: str):
+        self.format = fmt
+        self.refs: dict[tuple[str, str], _Acc] = {}
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < 500:
+            self.warnings.append(message)
+
+    def add(self, name: str, directory: str, label: str | None) -> tuple[str, str]:
+        key = (directory, normalize_model_path(name))
+        acc = self.refs.get(key)
+        if acc is None:
+            acc = self.refs[key] = _Acc(name, directory, key[1])
+        if label is not None:
+            acc.nodes.setdefault(label, None)
+        return key
+
+    def merge_meta(self, key: tuple[str, str], entry: dict) -> None:
+        acc = self.refs[key]
+        if acc.url is None:
+            acc.url = _http_url(entry.get("url"))
+        if acc.hash is None:
+            acc.hash = _format_hash(entry.get("hash"), entry.get("hash_type"))
+
+    def merge_workflow_models(self, models: Any) -> None:
+        """Top-level ``models``: enrich refs with the same directory and path (else same file
+        name); entries no node uses become refs of their own (empty ``nodes``)."""
+        if models is None:
+            return
+        if not isinstance(models, list):
+            self.warn("top-level 'models' is not a list: ignored")
+            return
+        for entry in models:
+            meta = _model_entry(entry)
+            if meta is None:
+                self.warn(f"top-level models entry ignored (needs string 'name' and 'directory'): {_short(entry)}")
+                continue
+            folder, name = meta
+            path = normalize_model_path(name)
+            if (folder, path) in self.refs:
+                self.merge_meta((folder, path), entry)
+                continue
+            base = path.rsplit("/", 1)[-1]
+            matches = [k for k, acc in self.refs.items()
+                       if k[0] == folder and acc.path.rsplit("/", 1)[-1] == base]
+            if matches:
+                for k in matches:
+                    self.merge_meta(k, entry)
+            else:
+                self.merge_meta(self.add(name, folder, None), entry)
+
+    def result(self) -> ScanResult:
+        models = [
+            ModelRef(a.name, a.directory, a.path, tuple(a.nodes), a.url, a.hash)
+            for _, a in sorted(self.refs.items())
+        ]
+        return ScanResult(self.format, models, self.warnings)
+
+
+def _model_entry(entry: Any) -> tuple[str, str] | None:
+    """A ``{name, directory, ...}`` metadata entry -> (canonical folder, name incl. sub-path)."""
+    if not isinstance(entry, dict):
+        return None
+    name, directory = entry.get("name"), entry.get("directory")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        return None
+    if not isinstance(directory, str):
+        return None
+    folder = _folder_of(directory)
+    if folder is None:
+        return None
+    head, prefix = folder
+    return head, (f"{prefix}/{name}" if prefix else name)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unwrap(value: Any) -> tuple[Any, bool]:
+    """Custom widgets storing objects: pysssss ``{"content": name, "image": ...}``, rgthree
+    Power Lora Loader ``{"on": bool, "lora": name, "strength": ...}``. Returns (value, off)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("lora"), str):
+            return value["lora"], value.get("on") is False
+        if isinstance(value.get("content"), str):
+            return value["content"], False
+    return value, False
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _parse(data: Any) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+    elif isinstance(data, str):
+        data = data.lstrip("\ufeff")
+    else:
+        return data
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise WorkflowError("JSON is nested too deeply to be a workflow") from None
+    except json.JSONDecodeError as e:
+        raise WorkflowError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, TypeError) as e:  # bad encoding, over-long integer literals...
+        raise WorkflowError(f"invalid JSON: {e}") from None
+
+
+def scan_workflow(data: Any) -> ScanResult:
+    """Scan a workflow given as bytes, str or an already-parsed dict.
+
+    Raises :class:`WorkflowError` for malformed JSON or anything that is not a workflow.
+    """
+    wf = _parse(data)
+    if not isinstance(wf, dict):
+        raise WorkflowError(f"not a ComfyUI workflow: expected a JSON object, got {_json_type(wf)}")
+    try:
+        if "nodes" in wf:
+            return _scan_ui(wf)
+        inner = wf.get("workflow")
+        if isinstance(inner, dict) and "nodes" in inner:
+            return _scan_ui(inner)
+        api = {k: v for k, v in wf.items() if isinstance(v, dict) and "class_type" in v}
+        if not api and isinstance(wf.get("prompt"), dict):
+            api = {k: v for k, v in wf["prompt"].items() if isinstance(v, dict) and "class_type" in v}
+        if api:
+            return _scan_api(api)
+    except RecursionError:
+        raise WorkflowError("workflow is nested too deeply") from None
+    raise WorkflowError("not a ComfyUI workflow: no 'nodes' list and no API-format entries with 'class_type'")
+
+
+def scan_file(path: str | os.PathLike) -> ScanResult:
+    """Read and scan one workflow file; :class:`WorkflowError` messages start with its name."""
+    p = Path(path)
+    label = p.name or str(p)
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_WORKFLOW_BYTES + 1)
+    except OSError as e:
+        raise WorkflowError(f"{label}: cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_WORKFLOW_BYTES:
+        raise WorkflowError(f"{label}: larger than {MAX_WORKFLOW_BYTES // (1024 * 1024)} MiB, not scanned")
+    try:
+        return scan_workflow(raw)
+    except WorkflowError as e:
+        raise WorkflowError(f"{label}: {e}") from None
+
+
+def _json_type(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# ----------------------------------------------------------------------------- API
+
+def _scan_api(nodes: dict) -> ScanResult:
+    out = _Collector("api")
+    for node_id, node in nodes.items():
+        ctype = node.get("class_type")
+        if not isinstance(ctype, str) or not ctype:
+            out.warn(f"node {node_id}: 'class_type' is not a string: skipped")
+            continue
+        inputs = node.get("inputs")
+        if inputs is None:
+            continue
+        if not isinstance(inputs, dict):
+            out.warn(f"node {node_id} {ctype}: 'inputs' is not an object: skipped")
+            continue
+        label = f"{node_id} {ctype}"
+        if ctype in LOADERS:
+            for name, folder in LOADERS[ctype]:
+                if folder is None or name not in inputs:
+                    continue
+                if isinstance(inputs[name], list):  # a link ["<node id>", <slot>]
+                    out.warn(f"{label}: '{name}' comes from a link; its value is only known at run time")
+                    continue
+                _add_value(out, label, ctype, name, inputs[name], folder, known=True)
+        elif ctype not in SKIP_TYPES:
+            for name, value in inputs.items():
+                if _add_value(out, label, ctype, name, value, None, known=False) is False:
+                    out.warn(f"{label}: {name}={_unwrap(value)[0]!r} looks like a model file but its folder is unknown")
+    return out.result()
+
+
+def _add_value(out: _Collector, label: str, ctype: str, input_name: str | None, value: Any,
+               folder: str | None, known: bool) -> tuple[str, str] | None | bool:
+    """Record one widget value. Returns the ref key, None if not a model value, or False
+    for a model-looking value whose folder could not be determined."""
+    value, off = _unwrap(value)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+        return None
+    if known:
+        if not _looks_like_file(value):
+            return None
+    else:
+        if not _looks_like_model(value):
+            return None
+        folder = folder_from_input(ctype, input_name)
+        if folder is None:
+            return False
+    return out.add(value, folder, label + (" (off)" if off else ""))
+
+
+# ------------------------------------------------------------------------------ UI
+
+class _Graph:
+    """One graph (the root or a subgraph definition) with lazily built link lookups."""
+
+    def __init__(self, data: dict, input_node_id: Any = None):
+        self.data = data
+        self.input_node_id = input_node_id
+        self._origins: dict[Any, Any] | None = None
+        self._types: dict[str, tuple[str, dict]] | None = None
+
+    def origin(self, link_id: Any) -> Any:
+        """Origin node id of a link, or None if the link is unknown."""
+        if self._origins is None:
+            self._origins = {}
+            links = self.data.get("links")
+            for link in links if isinstance(links, list) else ():
+                if isinstance(link, list) and len(link) >= 2:
+                    self._origins[_key(link[0])] = link[1]
+                elif isinstance(link, dict) and "id" in link:
+                    self._origins[_key(link["id"])] = link.get("origin_id")
+        return self._origins.get(_key(link_id))
+
+    def node(self, node_id: Any) -> tuple[str, dict] | None:
+        if self._types is None:
+            self._types = {}
+            nodes = self.data.get("nodes")
+            for n in nodes if isinstance(nodes, list) else ():
+                if isinstance(n, dict) and isinstance(n.get("type"), str):
+                    self._types[_key(n.get("id"))] = (n["type"], n)
+        return self._types.get(_key(node_id))
+
+
+def _key(value: Any) -> str:
+    return str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else repr(value)
+
+
+@dataclass
+class _Instance:
+    """What a subgraph instance passes in: link id inside the definition -> subgraph input
+    name, and the instance's own stored values by subgraph input name."""
+    link_inputs: dict[str, str]
+    values: dict[str, Any]
+
+
+class _UIScanner:
+    def __init__(self, wf: dict):
+        self.out = _Collector("ui")
+        self.defs: dict[str, dict] = {}
+        self.reached: set[str] = set()
+        self.graphs: dict[str, tuple[_Graph, dict[str, str]]] = {}  # def id -> graph, link id -> input name
+        self.visits = 0
+        self._collect_defs(wf, 0)
+
+    def _collect_defs(self, graph: dict, depth: int) -> None:
+        definitions = graph.get("definitions")
+        if definitions is None:
+            return
+        subgraphs = definitions.get("subgraphs") if isinstance(definitions, dict) else None
+        if not isinstance(subgraphs, list):
+            self.out.warn("'definitions.subgraphs' is not a list: subgraphs ignored")
+            return
+        for sg in subgraphs:
+            if not isinstance(sg, dict) or not isinstance(sg.get("id"), str):
+                self.out.warn("a subgraph definition without a string 'id' was ignored")
+                continue
+            if sg["id"] in self.defs:
+                continue
+            self.defs[sg["id"]] = sg
+            if depth < MAX_SUBGRAPH_DEPTH:
+                self._collect_defs(sg, depth + 1)
+
+    def scan(self, wf: dict) -> ScanResult:
+        self._scan_graph(_Graph(wf), prefix="", state="", instance=None, stack=())
+        for def_id, sg in self.defs.items():
+            if def_id not in self.reached:
+                name = sg.get("name")
+                label = f"{name!r} ({def_id})" if isinstance(name, str) else def_id
+                self.out.warn(f"subgraph definition {label} is not used by any node: not scanned")
+        self.out.merge_workflow_models(wf.get("models"))
+        return self.out.result()
+
+    # ..................................................................... graph walk
+
+    def _scan_graph(self, graph: _Graph, prefix: str, state: str, instance: _Instance | None,
+                    stack: tuple[str, ...]) -> None:
+        nodes = graph.data.get("nodes")
+        if not isinstance(nodes, list):
+            self.out.warn(f"{prefix or 'workflow'}: 'nodes' is not a list: skipped")
+            return
+        for node in nodes:
+            self.visits += 1
+            if self.visits > MAX_NODE_VISITS:
+                if self.visits == MAX_NODE_VISITS + 1:
+                    self.out.warn(f"more than {MAX_NODE_VISITS} nodes once subgraphs are expanded: scan stopped early")
+                return
+            if not isinstance(node, dict):
+                self.out.warn(f"{prefix}a node that is not an object was skipped")
+                continue
+            ntype = node.get("type")
+            nid = _key(node.get("id"))
+            if not isinstance(ntype, str) or not ntype:
+                self.out.warn(f"{prefix}node {nid}: 'type' is not a string: skipped")
+                continue
+            mode = node.get("mode")
+            node_state = state or ("muted" if mode == _MUTED else "bypassed" if mode == _BYPASSED else "")
+            if ntype in self.defs:
+                self._scan_instance(graph, node, nid, ntype, prefix, node_state, instance, stack)
+            elif ntype not in SKIP_TYPES:
+                self._scan_node(graph, node, nid, ntype, prefix, node_state, instance)
+
+    def _scan_instance(self, graph: _Graph, node: dict, nid: str, def_id: str, prefix: str,
+                       state: str, outer: _Instance | None, stack: tuple[str, ...]) -> None:
+        if def_id in stack:
+            self.out.warn(f"{prefix}node {nid}: subgraph {def_id} contains itself: not expanded")
+            return
+        if len(stack) >= MAX_SUBGRAPH_DEPTH:
+            self.out.warn(f"{prefix}node {nid}: subgraphs nested too deeply: not expanded")
+            return
+        self.reached.add(def_id)
+        sg = self.defs[def_id]
+        if def_id not in self.graphs:
+            input_node = sg.get("inputNode")
+            input_node_id = input_node.get("id", -10) if isinstance(input_node, dict) else -10
+            inner = _Graph(sg, input_node_id)
+            self.graphs[def_id] = (inner, self._link_inputs(sg, inner))
+        inner, link_inputs = self.graphs[def_id]
+        self._scan_graph(inner, prefix=f"{prefix}subgraph {nid} > ", state=state,
+                         instance=_Instance(link_inputs, self._instance_values(node)), stack=stack + (def_id,))
+
+    @staticmethod
+    def _link_inputs(sg: dict, inner: _Graph) -> dict[str, str]:
+        """Link id inside a definition -> name of the subgraph input it starts from."""
+        link_inputs: dict[str, str] = {}
+        sg_inputs = sg.get("inputs") if isinstance(sg.get("inputs"), list) else []
+        names = [i.get("name") if isinstance(i, dict) else None for i in sg_inputs]
+        for inp, name in zip(sg_inputs, names):
+            if isinstance(name, str) and isinstance(inp.get("linkIds"), list):
+                for lid in inp["linkIds"]:
+                    link_inputs[_key(lid)] = name
+        links = sg.get("links")
+        for link in links if isinstance(links, list) else ():
+            if isinstance(link, dict) and _key(link.get("origin_id")) == _key(inner.input_node_id):
+                slot = link.get("origin_slot")
+                if isinstance(slot, int) and 0 <= slot < len(names) and isinstance(names[slot], str):
+                    link_inputs.setdefault(_key(link.get("id")), names[slot])
+        return link_inputs
+
+    @staticmethod
+    def _instance_values(node: dict) -> dict[str, Any]:
+        """Values a subgraph instance stores for its promoted widgets, by subgraph input name."""
+        values: dict[str, Any] = {}
+        wv = node.get("widgets_values")
+        props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        proxy = props.get("proxyWidgets")
+        if isinstance(wv, dict):
+            values = {k: v for k, v in wv.items() if isinstance(k, str)}
+        elif isinstance(wv, list) and wv:
+            if isinstance(proxy, list):
+                for i, entry in enumerate(proxy):
+                    if (isinstance(entry, list) and len(entry) >= 2 and _key(entry[0]) == "-1"
+                            and isinstance(entry[1], str) and i < len(wv)):
+                        values[entry[1]] = wv[i]
+            else:  # older files: one value per widget input of the instance, in order
+                inputs = node.get("inputs") if isinstance(node.get("inputs"), list) else []
+                widget_names = [i["name"] for i in inputs
+                                if isinstance(i, dict) and isinstance(i.get("widget"), dict)
+                                and isinstance(i.get("name"), str)]
+                positions = _align(widget_names, wv) or {}
+                values = {name: wv[i] for name, i in positions.items()}
+        return values
+
+    # ........................................................................ one node
+
+    def _scan_node(self, graph: _Graph, node: dict, nid: str, ntype: str, prefix: str, state: str,
+                   instance: _Instance | None) -> None:
+        label = f"{prefix}{nid} {ntype}" + (f" ({state})" if state else "")
+        wv = node.get("widgets_values")
+        if wv is not None and not isinstance(wv, (list, dict)):
+            self.out.warn(f"{label}: 'widgets_values' is {_json_type(wv)}, not a list or object: skipped")
+            wv = None
+        inputs = node.get("inputs")
+        widget_inputs: dict[str, dict] = {}
+        widget_order: list[str] = []
+        if isinstance(inputs, list):
+            for inp in inputs:
+                if isinstance(inp, dict) and isinstance(inp.get("widget"), dict):
+                    wname = inp["widget"].get("name")
+                    if isinstance(wname, str):
+                        widget_inputs[wname] = inp
+                        widget_order.append(wname)
+
+        # (input name or None, value, folder for table loaders or None, position in wv)
+        candidates: list[tuple[str | None, Any, str | None, Any]] = []
+        known = ntype in LOADERS
+        if wv is not None:
+            if known:
+                for idx, (name, folder) in enumerate(LOADERS[ntype]):
+                    if folder is None:
+                        continue
+                    if isinstance(wv, dict):
+                        if name in wv:
+                            candidates.append((name, wv[name], folder, name))
+                    elif idx < len(wv):
+                        candidates.append((name, wv[idx], folder, idx))
+            elif isinstance(wv, dict):
+                candidates = [(k, v, None, k) for k, v in wv.items() if isinstance(k, str)]
+            else:
+                named = _align(widget_order, wv) if widget_order else None
+                if named is not None:
+                    candidates = [(k, wv[i], None, i) for k, i in named.items()]
+                else:
+                    candidates = [(None, v, None, i) for i, v in enumerate(wv)]
+
+        # widget value -> ref key (None: not resolved to a folder); the values a node
+        # "selects", against which its properties.models entries are matched
+        selected: dict[str, tuple[str, str] | None] = {}
+        unresolved: list[str] = []
+        used_positions = set()
+        for name, value, folder, pos in candidates:
+            used_positions.add(pos)
+            if name is not None and name in widget_inputs:
+                value = self._linked_value(graph, widget_inputs[name], name, value, folder, instance, label)
+                if value is None:
+                    continue
+            result = _add_value(self.out, label, ntype, name, value, folder, known=known)
+            plain, _ = _unwrap(value)
+            if isinstance(result, tuple):
+                selected[plain] = result
+            elif isinstance(plain, str) and plain.strip():
+                selected.setdefault(plain, None)
+                if result is False:
+                    unresolved.append(plain)
+        if isinstance(wv, (list, dict)):
+            for pos, v in (enumerate(wv) if isinstance(wv, list) else wv.items()):
+                if pos in used_positions:
+                    continue
+                v, _ = _unwrap(v)
+                if isinstance(v, str) and v.strip():
+                    selected.setdefault(v, None)
+        self._node_metadata(node, label, selected)
+        for value in unresolved:
+            if selected.get(value) is None:
+                self.out.warn(f"{label}: {value!r} looks like a model file but its folder is unknown")
+
+    def _linked_value(self, graph: _Graph, inp: dict, name: str, value: Any, folder: str | None,
+                      instance: _Instance | None, label: str) -> Any:
+        """The value of a widget that is also an input: its own, the subgraph instance's, or
+        None when a real node supplies it at run time."""
+        link = inp.get("link")
+        if link is None:
+            return value
+        if instance is not None:
+            sg_input = instance.link_inputs.get(_key(link))
+            if sg_input is None and _key(graph.origin(link)) == _key(graph.input_node_id):
+                sg_input = name
+            if sg_input is not None:
+                promoted = instance.values.get(sg_input)
+                plain, _ = _unwrap(promoted)
+                if isinstance(plain, str) and (_looks_like_file(plain) if folder else _looks_like_model(plain)):
+                    return promoted
+                return value
+        origin = graph.origin(link)
+        for _ in range(32):  # follow legacy Reroute nodes back to their source
+            if origin is None:
+                return value  # dangling link: the widget keeps its value
+            found = graph.node(origin)
+            if found is None:
+                return value
+            otype, onode = found
+            if otype == "PrimitiveNode":
+                return value
+            if otype != "Reroute":
+                break
+            rin = onode.get("inputs")
+            first = rin[0] if isinstance(rin, list) and rin and isinstance(rin[0], dict) else {}
+            if first.get("link") is None:
+                return value
+            origin = graph.origin(first["link"])
+        if folder is not None or (isinstance(value, str) and _looks_like_model(value)):
+            self.out.warn(f"{label}: '{name}' comes from a link; its value is only known at run time")
+        return None
+
+    def _node_metadata(self, node: dict, label: str, selected: dict[str, tuple[str, str] | None]) -> None:
+        props = node.get("properties")
+        models = props.get("models") if isinstance(props, dict) else None
+        if models is None:
+            return
+        if not isinstance(models, list):
+            self.out.warn(f"{label}: 'properties.models' is not a list: ignored")
+            return
+        for entry in models:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or name not in selected:
+                self.out.warn(f"{label}: properties.models entry {_short(name if isinstance(name, str) else entry)}"
+                              " is not selected by any widget: ignored")
+                continue
+            key = selected[name]
+            meta = _model_entry(entry)
+            if key is None:
+                if meta is None:
+                    continue
+                folder, mname = meta
+                key = selected[name] = self.out.add(mname, folder, label)
+            elif meta is not None and meta[0] != key[0]:
+                self.out.warn(f"{label}: properties.models says {name!r} belongs in {meta[0]!r}, "
+                              f"the node loads it from {key[0]!r}")
+            self.out.merge_meta(key, entry)
+
+
+def _align(names: list[str], values: list) -> dict[str, int] | None:
+    """Pair widget names with positions in ``values``, skipping the frontend's
+    control_after_generate value that follows a seed widget. None if they do not line up."""
+    out: dict[str, int] = {}
+    i = 0
+    for name in names:
+        if i >= len(values):
+            return None
+        out[name] = i
+        i += 1
+        if ("seed" in name.lower() and i < len(values)
+                and isinstance(values[i], str) and values[i] in CONTROL_AFTER_GENERATE_VALUES):
+            i += 1
+    return out if i == len(values) else None
+
+
+def _scan_ui(wf: dict) -> ScanResult:
+    if not isinstance(wf.get("nodes"), list):
+        raise WorkflowError(f"'nodes' must be a list, got {_json_type(wf.get('nodes'))}")
+    return _UIScanner(wf).scan(wf)
+
+
+# ------------------------------------------------------------------------ ModelRoots
+
+@dataclass
+class ModelRoots:
+    """Where a folder's files may live: the model root plus extra_model_paths.yaml folders."""
+    folders: dict[str, list[Path]]   # canonical folder -> directories to look in, in order
+    model_root: Path | None = None   # fallback for folders not in `folders`: <model_root>/<folder>
+    _allowed: tuple[tuple, tuple[str, ...]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, model_root: Path, extra_model_paths: Path | None = None) -> "ModelRoots":
+        """Mirror folder_paths: the default folders under ``model_root`` (text_encoders also in
+        ``clip``, diffusion_models also in ``unet``...), then each extra_model_paths.yaml entry
+        appended (or, with ``is_default: true``, put first). Raises :class:`ConfigError` when
+        the YAML file is given but unreadable or malformed."""
+        root = Path(model_root)
+        folders: dict[str, list[Path]] = {
+            name: [root / d for d in dirs] for name, dirs in DEFAULT_FOLDER_DIRS.items()
+        }
+        if extra_model_paths is not None:
+            for folder, path, is_default in _read_extra_model_paths(Path(extra_model_paths)):
+                paths = folders.setdefault(folder, [root / folder])
+                if path in paths:
+                    if is_default and paths[0] != path:
+                        paths.remove(path)
+                        paths.insert(0, path)
+                elif is_default:
+                    paths.insert(0, path)
+                else:
+                    paths.append(path)
+        return cls(folders=folders, model_root=root)
+
+    def directories(self, directory: str) -> list[Path]:
+        """Directories searched for a folder (legacy names accepted), in ComfyUI's order."""
+        folder = canonical_folder(directory)
+        if folder in self.folders:
+            return list(self.folders[folder])
+        if self.model_root is not None and folder and "/" not in folder and "\\" not in folder \
+                and folder not in (".", "..") and "\x00" not in folder:
+            return [self.model_root / folder]
+        return []
+
+    def locate(self, ref: ModelRef) -> Path | None:
+        """The existing regular file for ``ref`` (first match in search order), or None.
+
+        None for unsafe paths, ``.part`` files, directories, broken links and links whose
+        target resolves outside every configured model directory.
+        """
+        rel = ref.path
+        if is_unsafe_path(rel) or rel.lower().endswith(".part"):
+            return None
+        allowed = self._allowed_roots()
+        for base in self.directories(ref.directory):
+            candidate = base / rel
+            try:
+                st = os.stat(candidate)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                real = os.path.realpath(candidate)
+            except (OSError, ValueError):
+                continue
+            if any(real == r or real.startswith(r + os.sep) for r in allowed):
+                return candidate
+        return None
+
+    def _allowed_roots(self) -> tuple[str, ...]:
+        snapshot = (self.model_root, tuple((k, tuple(v)) for k, v in self.folders.items()))
+        if self._allowed is not None and self._allowed[0] == snapshot:
+            return self._allowed[1]
+        roots: list[str] = []
+        for p in ([self.model_root] if self.model_root is not None else []) + \
+                [d for dirs in self.folders.values() for d in dirs]:
+            try:
+                r = os.path.realpath(p)
+            except (OSError, ValueError):
+                continue
+            if r not in roots and r != os.sep:
+                roots.append(r)
+        self._allowed = (snapshot, tuple(roots))
+        return self._allowed[1]
+
+
+def _read_extra_model_paths(yaml_path: Path) -> Iterable[tuple[str, Path, bool]]:
+    """utils/extra_config.load_extra_path_config: yields (canonical folder, directory, is_default)."""
+    import yaml
+
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{yaml_path}: cannot read: {e}") from None
+    try:
+        config = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError(f"{yaml_path}: invalid YAML: {e}") from None
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise ConfigError(f"{yaml_path}: expected sections (a mapping) at the top level")
+    yaml_dir = yaml_path.resolve().parent
+    for section in config.values():
+        if not isinstance(section, dict):
+            continue
+        conf = dict(section)
+        base: str | None = None
+        if conf.get("base_path") is not None:
+            base = os.path.expandvars(os.path.expanduser(str(conf.pop("base_path"))))
+            if not os.path.isabs(base):
+                base = os.path.join(yaml_dir, base)
+        conf.pop("base_path", None)
+        is_default = conf.pop("is_default", False) is True
+        for key, value in conf.items():
+            if not isinstance(key, str) or value is None:
+                continue
+            lines = value if isinstance(value, list) else str(value).split("\n")
+            for line in lines:
+                line = str(line).strip()
+                if not line:
+                    continue
+                if base is not None:
+                    full = os.path.join(base, line)
+                elif os.path.isabs(line):
+                    full = line
+                else:
+                    full = os.path.join(yaml_dir, line)
+                yield canonical_folder(key), Path(os.path.normpath(full)), is_default

@@ -19,6 +19,7 @@ queue, so it never depends on having seen earlier events.
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -33,7 +34,7 @@ GROUP = "dashboard"
 
 def publish(event_type, **payload):
     """Send an event to every connected browser (from any process, sync code)."""
-    message = {"type": "broadcast", "event": {"type": event_type, **payload}}
+    message = {"type": "broadcast", "event": {"type": event_type, "at": time.time(), **payload}}
     if settings.EVENTS_VIA_CHANNEL_LAYER:
         async_to_sync(get_channel_layer().group_send)(GROUP, message)
     else:

@@ -152,6 +152,20 @@ PRESETS_REFRESH_URL = os.environ.get(
 PRESETS_REFRESH_TIMEOUT = float(os.environ.get("PRESETS_REFRESH_TIMEOUT", "30"))
 PRESETS_MAX_BYTES = int(os.environ.get("PRESETS_MAX_BYTES", str(5 * 1024 * 1024)))
 
+# --- Workflow templates ------------------------------------------------------------------
+# Folders of ComfyUI workflow JSON files to scan (separated by ":" or ","), and an optional
+# extra_model_paths.yaml saying where else this server keeps models, as ComfyUI reads it.
+COMFYUI_TEMPLATE_DIRS = [
+    Path(d).resolve()
+    for d in os.environ.get("COMFYUI_TEMPLATE_DIRS", str(DATA_DIR / "workflows")).replace(",", ":").split(":")
+    if d.strip()
+]
+COMFYUI_EXTRA_MODEL_PATHS = os.environ.get("COMFYUI_EXTRA_MODEL_PATHS") or None
+# The templates API rescans the folders (only changed files are parsed) at most this often (s).
+TEMPLATE_RESCAN_INTERVAL = float(os.environ.get("TEMPLATE_RESCAN_INTERVAL", "10"))
+# An uploaded or pasted workflow larger than this is refused.
+WORKFLOW_MAX_BYTES = int(os.environ.get("WORKFLOW_MAX_BYTES", str(16 * 1024 * 1024)))
+
 # --- Realtime ----------------------------------------------------------------------------
 # With REDIS_URL, events travel through channels-redis and django-q2 uses Redis as its broker;
 # without it, through an outbox table that each web process polls (see downloads/events.py).

@@ -3,12 +3,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from presets.pages import models_page
+from templates_scan import views as template_views
 
 urlpatterns = [
     path("", models_page, name="models-page"),
+    path("templates/", template_views.templates_page, name="templates-page"),
+    path("templates/check", template_views.check_fragment, name="templates-check"),
+    path("templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/presets/", include("downloads.urls")),
     path("api/presets/", include("presets.urls")),
+    path("api/workflows/", include("templates_scan.urls")),
 ]

@@ -1,3 +1,50 @@
+"""Scanned workflow templates and the model files each one needs."""
+
 from django.db import models
 
-# Create your models here.
+
+class Template(models.Model):
+    """A workflow JSON file found in one of COMFYUI_TEMPLATE_DIRS.
+
+    `mtime_ns` and `size` are what the file looked like when it was parsed: a file that still
+    matches both is not parsed again.
+    """
+
+    path = models.CharField(max_length=1000, unique=True)
+    name = models.CharField(max_length=300)
+    mtime_ns = models.BigIntegerField()
+    size = models.BigIntegerField()
+    format = models.CharField(max_length=10, blank=True, help_text='"ui" or "api"')
+    error = models.TextField(blank=True, help_text="Why the file could not be read as a workflow")
+    warnings = models.JSONField(default=list, blank=True)
+    compatible = models.BooleanField(default=False)
+    missing_count = models.PositiveIntegerField(default=0)
+    scanned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "path"]
+
+    def __str__(self):
+        return self.name
+
+
+class ModelReference(models.Model):
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=1000, help_text="As the workflow writes it")
+    directory = models.CharField(max_length=100, help_text="ComfyUI model folder, e.g. checkpoints")
+    path = models.CharField(max_length=1000, help_text="Inside the folder, forward slashes")
+    nodes = models.JSONField(default=list)
+    url = models.CharField(max_length=2000, blank=True)
+    hash = models.CharField(max_length=200, blank=True)
+    installed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["template", "directory", "path"]
+
+    def __str__(self):
+        return f"{self.directory}/{self.path}"
+
+    @property
+    def model_path(self):
+        """Where a preset would put it: relative to the model root, as preset file paths are."""
+        return f"{self.directory}/{self.path}"

@@ -1,0 +1,109 @@
+"""Workflow templates: the JSON API of the original plan, the templates page, and a one-off check."""
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required as login_required_page
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from presetsite.auth import login_required
+from templates_scan import library
+from templates_scan.models import Template
+from templates_scan.scanner import WorkflowError, scan_workflow
+
+_last_scan = 0.0
+
+
+def rescan_if_due():
+    """Incremental rescan of the template folders, at most every TEMPLATE_RESCAN_INTERVAL."""
+    global _last_scan
+    if time.monotonic() - _last_scan >= settings.TEMPLATE_RESCAN_INTERVAL:
+        library.scan_directories()
+        _last_scan = time.monotonic()
+
+
+@require_GET
+def template_list(request):
+    rescan_if_due()
+    reports = library.all_reports()
+    return JsonResponse({"templates": reports, "total": len(reports)})
+
+
+@require_GET
+def missing_models(request, template_id):
+    template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
+    report = library.template_report(template)
+    return JsonResponse({"template_id": template.pk, "name": template.name, **_missing_part(report)})
+
+
+def _missing_part(report):
+    keys = ("can_generate", "missing_count", "missing_models", "error")
+    return {key: report[key] for key in keys if key in report}
+
+
+@require_POST
+@login_required
+def install_missing(request, template_id):
+    template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
+    report = library.template_report(template)
+    return JsonResponse({"template_id": template.pk, **library.install_missing(report["missing_models"], request.user)})
+
+
+def _uploaded_workflow(request):
+    """The workflow JSON from an uploaded file, a `workflow` form field, or the request body."""
+    if "file" in request.FILES:
+        upload = request.FILES["file"]
+        if upload.size > settings.WORKFLOW_MAX_BYTES:
+            raise WorkflowError(f"{upload.name} is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
+        return upload.read()
+    text = request.POST.get("workflow") or request.body
+    if not text:
+        raise WorkflowError("send a workflow: a JSON body, a `workflow` field or a `file` upload")
+    if len(text) > settings.WORKFLOW_MAX_BYTES:
+        raise WorkflowError(f"the workflow is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
+    return text
+
+
+def check_report(request):
+    """Scan a workflow sent with the request, without saving it anywhere."""
+    result = scan_workflow(_uploaded_workflow(request))
+    checked = library.check(result.models)
+    return {"format": result.format, "warnings": result.warnings, "models_total": len(checked), **library.summary(checked)}
+
+
+@require_POST
+@login_required
+def check(request):
+    try:
+        return JsonResponse(check_report(request))
+    except WorkflowError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+
+
+@login_required_page
+def templates_page(request):
+    rescan_if_due()
+    return render(
+        request, "templates_scan/templates.html", {"reports": library.all_reports(), "dirs": library.template_dirs()}
+    )
+
+
+@require_POST
+@login_required_page
+def check_fragment(request):
+    """The templates page's check form (htmx): the same report as HTML."""
+    try:
+        report, error = check_report(request), None
+    except WorkflowError as exc:
+        report, error = None, str(exc)
+    return render(request, "templates_scan/check_result.html", {"report": report, "error": error})
+
+
+@require_POST
+@login_required_page
+def install_missing_fragment(request, template_id):
+    template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
+    outcome = library.install_missing(library.template_report(template)["missing_models"], request.user)
+    return render(request, "templates_scan/install_result.html", {"outcome": outcome})

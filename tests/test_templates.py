@@ -1,0 +1,163 @@
+"""The template library: folders scanned incrementally, missing models matched to presets, the API,
+installing what is missing, the one-off check and the templates page."""
+
+import json
+import os
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from downloads.models import DownloadJob
+from presets.refresh import refresh_from_file
+from templates_scan import library
+from templates_scan.models import Template
+from tests.conftest import FIXTURES, UPSTREAM
+
+pytestmark = pytest.mark.django_db
+
+WORKFLOWS = FIXTURES / "workflows"
+
+
+@pytest.fixture
+def template_dir(settings, tmp_path):
+    folder = tmp_path / "workflows"
+    (folder / "video").mkdir(parents=True)
+    for name in ("ui_sdxl_basic.json", "ui_flux_subgraph.json", "api_misc_loaders.json", "broken_truncated.json"):
+        shutil.copy(WORKFLOWS / name, folder / name)
+    shutil.copy(WORKFLOWS / "api_wan_video.json", folder / "video" / "api_wan_video.json")
+    settings.COMFYUI_TEMPLATE_DIRS = [folder]
+    settings.TEMPLATE_RESCAN_INTERVAL = 0
+    return folder
+
+
+@pytest.fixture
+def catalogue():
+    refresh_from_file(UPSTREAM / "presets.yaml")
+
+
+@pytest.fixture
+def user_client(client):
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    return client
+
+
+def put_model(settings, relative, size=10):
+    target = settings.MODEL_BASE_PATH / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"x" * size)
+
+
+def test_scan_records_every_workflow_and_broken_files_with_their_error(template_dir):
+    counts = library.scan_directories()
+    assert counts == {"files": 5, "parsed": 5, "errors": 1, "removed": 0}
+    broken = Template.objects.get(name="broken_truncated")
+    assert "invalid JSON" in broken.error and broken.models.count() == 0
+    wan = Template.objects.get(name="api_wan_video")
+    assert wan.format == "api" and wan.models.count() == 5
+
+
+def test_rescan_parses_only_changed_files_and_drops_vanished_ones(template_dir):
+    library.scan_directories()
+    assert library.scan_directories() == {"files": 5, "parsed": 0, "errors": 0, "removed": 0}
+    changed = template_dir / "ui_sdxl_basic.json"
+    data = json.loads(changed.read_text())
+    data["nodes"] = [n for n in data["nodes"] if n["type"] != "LoraLoader"]
+    changed.write_text(json.dumps(data))
+    os.utime(changed, ns=(1, 1))
+    (template_dir / "broken_truncated.json").unlink()
+    assert library.scan_directories() == {"files": 4, "parsed": 1, "errors": 0, "removed": 1}
+    assert not Template.objects.get(name="ui_sdxl_basic").models.filter(directory="loras").exists()
+
+
+def test_missing_models_are_matched_to_the_presets_that_provide_them(template_dir, catalogue, settings, client):
+    put_model(settings, "clip_vision/clip_vision_h.safetensors")
+    put_model(settings, "diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")
+    put_model(settings, "loras/wan/Wan21_CausVid_14B_T2V_lora_rank32.safetensors")
+    data = client.get("/api/workflows/templates").json()
+    assert data["total"] == 5
+    wan = next(t for t in data["templates"] if t["name"] == "api_wan_video")
+    assert wan["compatible"] is False and wan["missing_count"] == 2
+    missing = {m["path"]: m for m in wan["missing_models"]}
+    assert set(missing) == {"umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan_2.1_vae.safetensors"}
+    encoder = missing["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]
+    assert encoder["directory"] == "text_encoders" and encoder["nodes"] == ["38 CLIPLoader"]
+    assert encoder["name"] == "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+    assert "WAN_2_1_T2V_14B" in encoder["presets"]
+
+    detail = client.get(f"/api/workflows/templates/{wan['id']}/missing-models").json()
+    assert detail["can_generate"] is False and len(detail["missing_models"]) == 2
+    put_model(settings, "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    put_model(settings, "vae/wan_2.1_vae.safetensors")
+    assert client.get(f"/api/workflows/templates/{wan['id']}/missing-models").json()["can_generate"] is True
+
+
+def test_models_in_legacy_and_extra_folders_count_as_installed(template_dir, settings, client, tmp_path):
+    put_model(settings, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    elsewhere = tmp_path / "big-disk"
+    (elsewhere / "vae").mkdir(parents=True)
+    (elsewhere / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"x")
+    extra = tmp_path / "extra_model_paths.yaml"
+    extra.write_text(f"bigdisk:\n  base_path: {elsewhere}\n  vae: vae/\n")
+    settings.COMFYUI_EXTRA_MODEL_PATHS = str(extra)
+    wan = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "api_wan_video")
+    missing = {m["path"] for m in wan["missing_models"]}
+    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in missing and "wan_2.1_vae.safetensors" not in missing
+
+
+def test_models_no_preset_provides_keep_their_url(template_dir, catalogue, client):
+    flux = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "ui_flux_subgraph")
+    unet = next(m for m in flux["missing_models"] if m["directory"] == "diffusion_models")
+    assert unet["presets"] == [] and unet["url"].startswith("https://huggingface.co/")
+    muted = next(m for m in flux["missing_models"] if m["directory"] == "loras")
+    assert muted["inactive"] is True
+    assert flux["missing_count"] == len(flux["missing_models"]) - 1
+
+
+def test_install_missing_queues_one_job_per_preset_without_duplicates(template_dir, catalogue, user_client):
+    library.scan_directories()
+    wan = Template.objects.get(name="api_wan_video")
+    first = user_client.post(f"/api/workflows/templates/{wan.pk}/install-missing").json()
+    assert len(first["queued"]) == 1 and first["already_queued"] == []
+    assert {m["directory"] for m in first["not_in_catalogue"]} == {"clip_vision", "diffusion_models", "loras"}
+    again = user_client.post(f"/api/workflows/templates/{wan.pk}/install-missing").json()
+    assert again["queued"] == [] and again["already_queued"] == first["queued"]
+    assert DownloadJob.objects.count() == 1
+    queued_preset = DownloadJob.objects.get().preset
+    paths = {f.path for f in queued_preset.files.all()}
+    assert {"text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"} <= paths
+
+
+def test_install_missing_needs_a_login(template_dir, client):
+    library.scan_directories()
+    assert client.post(f"/api/workflows/templates/{Template.objects.first().pk}/install-missing").status_code == 401
+    assert client.get("/api/workflows/templates/999/missing-models").status_code == 404
+
+
+def test_check_a_posted_workflow_without_saving_it(user_client, catalogue):
+    body = (WORKFLOWS / "api_wan_video.json").read_bytes()
+    report = user_client.post("/api/workflows/check", body, content_type="application/json").json()
+    assert report["format"] == "api" and report["missing_count"] == 5 and report["can_generate"] is False
+    assert not Template.objects.exists()
+    bad = user_client.post("/api/workflows/check", b"{not json", content_type="application/json")
+    assert bad.status_code == 400 and "invalid JSON" in bad.json()["error"]
+
+
+def test_templates_page_shows_badges_missing_models_and_the_check_form(template_dir, catalogue, user_client):
+    page = user_client.get("/templates/").content.decode()
+    assert "api_wan_video" in page and "missing" in page and "unreadable" in page
+    assert "WAN_2_1_T2V_14B" in page and "Install missing" in page
+    with open(WORKFLOWS / "ui_sdxl_basic.json", "rb") as upload:
+        fragment = user_client.post("/templates/check", {"file": upload}).content.decode()
+    assert "SDXL/sd_xl_base_1.0.safetensors" in fragment and "missing" in fragment
+    pasted = user_client.post("/templates/check", {"workflow": "[1, 2]"}).content.decode()
+    assert "not a ComfyUI workflow" in pasted
+    installed = user_client.post(f"/templates/{Template.objects.get(name='api_wan_video').pk}/install-missing")
+    assert "Queued" in installed.content.decode()
+
+
+def test_scan_templates_command(template_dir, capsys):
+    call_command("scan_templates")
+    out = capsys.readouterr().out
+    assert "5 workflow files: 5 parsed, 1 unreadable" in out and "broken_truncated: unreadable" in out

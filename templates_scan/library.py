@@ -27,22 +27,53 @@ def model_roots():
 def scan_directories(dirs=None):
     """Bring the Template rows in line with the workflow files on disk; return counts.
 
-    Only new or changed files (by mtime and size) are parsed; rows of vanished files go.
+    Only new or changed files (by mtime and size) are parsed; rows of vanished files go. The
+    parsing happens first, the database work after, in one transaction of bulk statements.
     """
     dirs = template_dirs() if dirs is None else dirs
-    known = {t.path: t for t in Template.objects.only("id", "path", "mtime_ns", "size")}
-    seen, parsed, failed = set(), 0, 0
+    known = dict(Template.objects.values_list("path", "id"))
+    unchanged = set(Template.objects.values_list("path", "mtime_ns", "size"))
+    seen, parsed = set(), []
     for path, stat in _workflow_files(dirs):
         key = str(path)
         seen.add(key)
-        row = known.get(key)
-        if row and row.mtime_ns == stat.st_mtime_ns and row.size == stat.st_size:
-            continue
-        parsed += 1
-        failed += not _store(path, stat, row)
-    gone = [t.pk for p, t in known.items() if p not in seen]
-    Template.objects.filter(pk__in=gone).delete()
-    return {"files": len(seen), "parsed": parsed, "errors": failed, "removed": len(gone)}
+        if (key, stat.st_mtime_ns, stat.st_size) not in unchanged:
+            parsed.append((path, stat, _parse(path)))
+    gone = [pk for path, pk in known.items() if path not in seen]
+    with transaction.atomic():
+        Template.objects.filter(pk__in=gone + [known[str(p)] for p, _, _ in parsed if str(p) in known]).delete()
+        templates = Template.objects.bulk_create(
+            [
+                Template(path=str(path), name=path.stem, mtime_ns=stat.st_mtime_ns, size=stat.st_size, **fields)
+                for path, stat, (fields, _) in parsed
+            ]
+        )
+        ModelReference.objects.bulk_create(
+            [
+                ModelReference(
+                    template=template,
+                    name=ref.name,
+                    directory=ref.directory,
+                    path=ref.path,
+                    nodes=list(ref.nodes),
+                    url=ref.url or "",
+                    hash=ref.hash or "",
+                )
+                for template, (_, _, (_, refs)) in zip(templates, parsed)
+                for ref in refs
+            ]
+        )
+    errors = sum(1 for _, _, (fields, _) in parsed if fields["error"])
+    return {"files": len(seen), "parsed": len(parsed), "errors": errors, "removed": len(gone)}
+
+
+def _parse(path):
+    """(Template fields, model refs) of one file; a broken file gets its error and no refs."""
+    try:
+        result = scan_file(path)
+    except WorkflowError as exc:
+        return {"format": "", "error": str(exc), "warnings": []}, []
+    return {"format": result.format, "error": "", "warnings": result.warnings[:50]}, result.models
 
 
 def _workflow_files(dirs):
@@ -58,39 +89,6 @@ def _workflow_files(dirs):
                         yield path, path.stat()
                     except OSError:
                         continue
-
-
-def _store(path, stat, row):
-    """Parse one file and replace its row and references; a broken file is kept with its error."""
-    try:
-        result = scan_file(path)
-        fields = {"format": result.format, "error": "", "warnings": result.warnings[:50]}
-        refs = result.models
-    except WorkflowError as exc:
-        fields = {"format": "", "error": str(exc), "warnings": []}
-        refs = []
-    with transaction.atomic():
-        template, _ = Template.objects.update_or_create(
-            path=str(path),
-            defaults={"name": path.stem, "mtime_ns": stat.st_mtime_ns, "size": stat.st_size, **fields},
-        )
-        if row is not None:
-            template.models.all().delete()
-        ModelReference.objects.bulk_create(
-            [
-                ModelReference(
-                    template=template,
-                    name=ref.name,
-                    directory=ref.directory,
-                    path=ref.path,
-                    nodes=list(ref.nodes),
-                    url=ref.url or "",
-                    hash=ref.hash or "",
-                )
-                for ref in refs
-            ]
-        )
-    return not fields["error"]
 
 
 def as_ref(reference):
@@ -122,28 +120,41 @@ class PresetIndex:
         return sorted(found or ())
 
 
-def check(refs, roots=None, index=None):
-    """Each ref as a dict with `installed` and, when missing, the presets that provide it."""
-    roots = roots or model_roots()
-    index = index or PresetIndex()
-    checked = []
-    for ref in refs:
-        installed = not ref.unsafe and roots.locate(ref) is not None
-        checked.append(
-            {
-                "name": ref.name,
-                "directory": ref.directory,
-                "path": ref.path,
-                "nodes": list(ref.nodes),
-                "url": ref.url,
-                "hash": ref.hash,
-                "installed": installed,
-                "inactive": ref.inactive,
-                "unsafe": ref.unsafe,
-                "presets": [] if installed else index.providers(ref),
-            }
-        )
-    return checked
+class Checker:
+    """Checks refs against the disk and the catalogue; one per request, remembering what it found
+    on disk, since templates share their models."""
+
+    def __init__(self):
+        self.roots = model_roots()
+        self.index = PresetIndex()
+        self.found = {}
+
+    def installed(self, ref):
+        key = (ref.directory, ref.path)
+        if key not in self.found:
+            self.found[key] = not ref.unsafe and self.roots.locate(ref) is not None
+        return self.found[key]
+
+    def check(self, refs):
+        """Each ref as a dict with `installed` and, when missing, the presets that provide it."""
+        checked = []
+        for ref in refs:
+            installed = self.installed(ref)
+            checked.append(
+                {
+                    "name": ref.name,
+                    "directory": ref.directory,
+                    "path": ref.path,
+                    "nodes": list(ref.nodes),
+                    "url": ref.url,
+                    "hash": ref.hash,
+                    "installed": installed,
+                    "inactive": ref.inactive,
+                    "unsafe": ref.unsafe,
+                    "presets": [] if installed else self.index.providers(ref),
+                }
+            )
+        return checked
 
 
 def summary(checked):
@@ -153,17 +164,13 @@ def summary(checked):
     return {"compatible": not blocking, "can_generate": not blocking, "missing_count": len(blocking), "missing_models": missing}
 
 
-def template_report(template, roots=None, index=None):
-    checked = check([as_ref(r) for r in template.models.all()], roots, index)
+def template_report(template, checker=None):
+    checked = (checker or Checker()).check([as_ref(r) for r in template.models.all()])
     report = summary(checked)
     if template.compatible != report["compatible"] or template.missing_count != report["missing_count"]:
         Template.objects.filter(pk=template.pk).update(
             compatible=report["compatible"], missing_count=report["missing_count"]
         )
-    installed = {(m["directory"], m["path"]) for m in checked if m["installed"]}
-    for reference in template.models.all():
-        if reference.installed != ((reference.directory, reference.path) in installed):
-            ModelReference.objects.filter(pk=reference.pk).update(installed=not reference.installed)
     return {
         "id": template.pk,
         "name": template.name,
@@ -177,8 +184,8 @@ def template_report(template, roots=None, index=None):
 
 
 def all_reports():
-    roots, index = model_roots(), PresetIndex()
-    return [template_report(t, roots, index) for t in Template.objects.prefetch_related("models")]
+    checker = Checker()
+    return [template_report(t, checker) for t in Template.objects.prefetch_related("models")]
 
 
 def choose_presets(missing):

@@ -36,7 +36,6 @@ class ModelReference(models.Model):
     nodes = models.JSONField(default=list)
     url = models.CharField(max_length=2000, blank=True)
     hash = models.CharField(max_length=200, blank=True)
-    installed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["template", "directory", "path"]

@@ -69,7 +69,7 @@ def _uploaded_workflow(request):
 def check_report(request):
     """Scan a workflow sent with the request, without saving it anywhere."""
     result = scan_workflow(_uploaded_workflow(request))
-    checked = library.check(result.models)
+    checked = library.Checker().check(result.models)
     return {"format": result.format, "warnings": result.warnings, "models_total": len(checked), **library.summary(checked)}
 
 

@@ -31,42 +31,47 @@ from tests.liveapp import App  # noqa: E402
 REDIS_URL = "redis://127.0.0.1:6379/10"
 
 
-async def listen(url, headers, ready, done, arrivals, counts):
-    async with websockets.connect(url, additional_headers=headers, max_queue=None) as socket:
-        await socket.recv()  # the snapshot
-        ready.release()
-        while not done.is_set():
-            try:
-                raw = await asyncio.wait_for(socket.recv(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            now = time.time()
-            event = json.loads(raw)
-            counts["messages"] += 1
-            if "at" in event:
-                key = (event["type"], event["at"])
-                arrivals[key] = max(arrivals.get(key, 0), now - event["at"])
-            if event["type"] == "download_complete":
-                counts["complete"] += 1
-                if counts["complete"] == counts["clients"]:
-                    done.set()
+async def listen(socket, done, arrivals, counts):
+    while not done.is_set():
+        try:
+            raw = await asyncio.wait_for(socket.recv(), 0.5)
+        except asyncio.TimeoutError:
+            continue
+        now = time.time()
+        event = json.loads(raw)
+        counts["messages"] += 1
+        if "at" in event:
+            key = (event["type"], event["at"])
+            arrivals[key] = max(arrivals.get(key, 0), now - event["at"])
+        if event["type"] == "download_complete":
+            counts["complete"] += 1
+            if counts["complete"] == counts["clients"]:
+                done.set()
 
 
 async def run_clients(app, session, clients, install):
+    """Connect the clients one after the other (as browsers arrive), then start the download."""
     url = app.base.replace("http://", "ws://") + "/ws/dashboard"
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in session.cookies.items()), "Origin": app.base}
-    ready = asyncio.Semaphore(0)
+    sockets = []
+    for _ in range(clients):
+        socket = await websockets.connect(url, additional_headers=headers, max_queue=None, open_timeout=30)
+        await socket.recv()  # the snapshot
+        sockets.append(socket)
     done = asyncio.Event()
     arrivals = {}
     counts = defaultdict(int, clients=clients)
-    tasks = [asyncio.create_task(listen(url, headers, ready, done, arrivals, counts)) for _ in range(clients)]
-    for _ in range(clients):
-        await ready.acquire()
+    tasks = [asyncio.create_task(listen(socket, done, arrivals, counts)) for socket in sockets]
     started = time.monotonic()
     await asyncio.to_thread(install)
-    await asyncio.wait_for(done.wait(), 300)
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    except asyncio.TimeoutError:
+        raise SystemExit(f"only {counts['complete']} of {clients} clients saw the download complete") from None
     elapsed = time.monotonic() - started
     await asyncio.gather(*tasks)
+    for socket in sockets:
+        await socket.close()
     return arrivals, counts["messages"], elapsed
 
 

@@ -1,7 +1,6 @@
 """The template library: scanning the template folders into the database, checking which models
 each workflow is missing, which presets provide them, and queueing those presets."""
 
-import logging
 import os
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from templates_scan.loaders import canonical_folder
 from templates_scan.models import ModelReference, Template
 from templates_scan.scanner import ModelRef, ModelRoots, WorkflowError, scan_file
 
-log = logging.getLogger(__name__)
 
 
 def template_dirs():

@@ -119,7 +119,7 @@ class App:
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(self.data / "daphne.log", "ab"),  # noqa: SIM115 - closed with the process
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -38,9 +38,11 @@ class App:
             "DOWNLOAD_DISK_RESERVE": "0",
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "WARNING",
-            **env,
         }
-        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        # Its own configuration only: not the Redis or database of the test run that starts it.
+        for inherited in ("DJANGO_SETTINGS_MODULE", "REDIS_URL"):
+            self.env.pop(inherited, None)
+        self.env.update(env)
         self.cluster = None
         self.web = None
         self.base = None

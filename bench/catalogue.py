@@ -7,16 +7,12 @@ Goals: refresh < 2 s, API response < 300 ms.
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway import setup_django
 
 
 def generated_catalogue(count, variant=0):
@@ -87,21 +83,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="presetsite-bench-"))
-    os.environ["DATA_DIR"] = str(workdir)
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "presetsite.settings"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    workdir = setup_django("presetsite-catalogue-bench-")
     from django.test import Client
 
     from presets.models import Preset
     from presets.refresh import refresh_from_file
-
-    call_command("migrate", verbosity=0)
 
     files = []
     for variant in range(args.runs + 1):

@@ -9,16 +9,12 @@ Goals: cold < 3 s, warm < 0.3 s.
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway import ROOT, setup_django
+
 FIXTURES = ROOT / "tests" / "fixtures" / "workflows"
 SOURCES = ["ui_sdxl_basic.json", "ui_flux_subgraph.json", "api_wan_video.json", "api_misc_loaders.json"]
 
@@ -39,22 +35,10 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="presetsite-scan-bench-"))
-    os.environ.update(
-        DATA_DIR=str(workdir),
-        DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
-        DJANGO_SETTINGS_MODULE="presetsite.settings",
-        LOG_LEVEL="WARNING",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    workdir = setup_django("presetsite-scan-bench-")
     from templates_scan import library
     from templates_scan.models import ModelReference, Template
 
-    call_command("migrate", verbosity=0)
     folder = workdir / "workflows"
     generate(folder, args.files)
 

@@ -22,4 +22,4 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(GROUP, self.channel_name)
 
     async def broadcast(self, message):
-        await self.send_json(message["event"])
+        await self.send(text_data=message["text"])

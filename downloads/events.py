@@ -18,6 +18,7 @@ queue, so it never depends on having seen earlier events.
 """
 
 import asyncio
+import json
 import logging
 import time
 from datetime import timedelta
@@ -34,13 +35,18 @@ GROUP = "dashboard"
 
 def publish(event_type, **payload):
     """Send an event to every connected browser (from any process, sync code)."""
-    message = {"type": "broadcast", "event": {"type": event_type, "at": time.time(), **payload}}
+    event = {"type": event_type, "at": time.time(), **payload}
     if settings.EVENTS_VIA_CHANNEL_LAYER:
-        async_to_sync(get_channel_layer().group_send)(GROUP, message)
+        async_to_sync(get_channel_layer().group_send)(GROUP, broadcast(event))
     else:
         from downloads.models import Event
 
-        Event.objects.create(type=event_type, payload=message["event"])
+        Event.objects.create(type=event_type, payload=event)
+
+
+def broadcast(event):
+    """The group message: the event encoded once, not once per socket."""
+    return {"type": "broadcast", "text": json.dumps(event, separators=(",", ":"))}
 
 
 def publish_queue():
@@ -71,7 +77,7 @@ async def pump():
         try:
             events = await sync_to_async(Event.after)(last_id)
             for event_id, event in events:
-                await layer.group_send(GROUP, {"type": "broadcast", "event": event})
+                await layer.group_send(GROUP, broadcast(event))
                 last_id = event_id
             if timezone.now() - cleaned_at > timedelta(minutes=5):
                 cleaned_at = timezone.now()

@@ -84,3 +84,12 @@ def catalogue_server():
     server = CatalogueServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server serving generated model files, with faults on demand."""
+    from tests.faultserver import FaultServer
+
+    with FaultServer() as running:
+        yield running

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.faultserver import Fault, FaultServer
+from tests.faultserver import Fault
 from tests.liveapp import App
 
 CHROMIUM_ARGS = [
@@ -26,12 +26,6 @@ def browser():
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as server:
-        yield server
 
 
 @pytest.fixture

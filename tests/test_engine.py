@@ -17,7 +17,7 @@ import pytest
 
 from downloads import engine
 from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download, part_path
-from tests.faultserver import Fault, FaultServer, file_sha256
+from tests.faultserver import Fault, file_sha256
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,12 +25,6 @@ SIZE = 300_000
 FAST = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, progress_threshold=1)
 SMALL = Options(chunk_size=16 * 1024, buffer_chunks=4, timeout=(5, 5))
 TOKEN = "hf_s3cr3t_t0k3n"
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -14,15 +14,9 @@ from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
-from tests.faultserver import Fault, FaultServer
+from tests.faultserver import Fault
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import redis
 import websockets
 
-from tests.faultserver import Fault, FaultServer
+from tests.faultserver import Fault
 from tests.liveapp import App
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -27,12 +27,6 @@ def app(request, tmp_path):
     app = App(tmp_path, **env)
     yield app
     app.stop()
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as server:
-        yield server
 
 
 def ws_url(app):

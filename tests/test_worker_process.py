@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.faultserver import Fault, FaultServer, file_sha256
+from tests.faultserver import Fault, file_sha256
 from tests.liveapp import ROOT, App
 
 
@@ -15,12 +15,6 @@ def app(tmp_path):
     app = App(tmp_path)
     yield app
     app.stop()
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as server:
-        yield server
 
 
 def test_a_killed_worker_resumes_the_download_from_its_part_on_restart(app, server, tmp_path):

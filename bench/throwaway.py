@@ -1,0 +1,26 @@
+"""A throw-away Django setup for the benchmarks: a temp data dir and SQLite database, migrated."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(prefix):
+    """Point the settings at a fresh temp dir, set Django up, migrate; return the dir."""
+    sys.path.insert(0, str(ROOT))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(
+        DATA_DIR=str(workdir),
+        DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
+        DJANGO_SETTINGS_MODULE="presetsite.settings",
+        LOG_LEVEL="WARNING",
+    )
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return workdir

@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from downloads import queue
 from presets.models import Preset
-from presetsite.auth import login_required
+from presetsite.auth import queue_action
 
 
 def _flag(request, name, default):
@@ -25,7 +25,7 @@ def _answer(job, status=200, **extra):
 
 
 @require_POST
-@login_required
+@queue_action
 def install(request, preset_id):
     preset, missing = _preset_or_404(preset_id)
     if missing:
@@ -38,7 +38,7 @@ def install(request, preset_id):
 
 def _job_action(action, find_job=queue.active_job, **options):
     @require_POST
-    @login_required
+    @queue_action
     def view(request, preset_id):
         preset, missing = _preset_or_404(preset_id)
         if missing:

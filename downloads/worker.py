@@ -7,9 +7,12 @@ running download through the job row, which `JobControl` polls.
 """
 
 import logging
+import os
 import signal
 import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +25,7 @@ from downloads import engine
 from downloads.events import publish, publish_queue
 from downloads.models import DownloadJob, JobFile, State
 from downloads.queue import delete_partials, file_progress, job_progress, kick_worker
+from presets.catalogue import unsafe_path_reason
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +65,31 @@ def run_job(job):
     return State.COMPLETED
 
 
-def run_file(job, file):
-    spec = engine.FileSpec(
-        url=file.url,
-        dest=settings.MODEL_BASE_PATH / file.path,
-        expected_size=file.exact_bytes,
-        sha256=file.sha256 or None,
-        label=file.path,
+def file_spec(file):
+    """The engine's spec for a job file, refusing a host off the allow-list or a destination that
+    a symbolic link would take out of the model root."""
+    host = (urlsplit(file.url).hostname or "").lower()
+    allowed = settings.DOWNLOAD_ALLOWED_HOSTS
+    if allowed and not any(host == h or host.endswith("." + h) for h in allowed):
+        raise engine.DownloadError(f"{host} is not in DOWNLOAD_ALLOWED_HOSTS", retryable=False)
+    root = settings.MODEL_BASE_PATH.resolve()
+    dest = root / file.path
+    if unsafe_path_reason(file.path) or not Path(os.path.realpath(dest.parent)).is_relative_to(root):
+        raise engine.DownloadError(f"{file.path} would be written outside the model root", retryable=False)
+    part = engine.part_path(dest)
+    if part.is_symlink():
+        part.unlink()  # a planted link must not make us append to whatever it points at
+    return engine.FileSpec(
+        url=file.url, dest=dest, expected_size=file.exact_bytes, sha256=file.sha256 or None, label=file.path
     )
+
+
+def run_file(job, file):
     JobFile.objects.filter(pk=file.pk).update(state=State.DOWNLOADING, started_at=timezone.now(), error="")
     progress = ProgressRecorder(job, file)
     try:
         result = engine.download(
-            spec,
+            file_spec(file),
             control=JobControl(job.pk),
             on_progress=progress,
             on_retry=progress.retrying,

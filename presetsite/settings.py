@@ -204,6 +204,10 @@ DOWNLOAD_TOKENS = {
     )
     if token
 }
+# Optional allow-list of download hosts (a host also allows its subdomains); empty: any host.
+DOWNLOAD_ALLOWED_HOSTS = env_list("DOWNLOAD_ALLOWED_HOSTS", "")
+# On a private network, queue actions (install, pause, ...) may be opened to anonymous users.
+ALLOW_ANONYMOUS_QUEUE_ACTIONS = env_bool("ALLOW_ANONYMOUS_QUEUE_ACTIONS")
 DOWNLOAD_AUTH_HINTS = {"huggingface.co": "set HF_TOKEN", "civitai.com": "set CIVITAI_TOKEN"}
 # How often the worker writes progress to the database (and so to the browsers), in seconds.
 DOWNLOAD_PROGRESS_INTERVAL = float(os.environ.get("DOWNLOAD_PROGRESS_INTERVAL", "0.25"))

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from presetsite.auth import login_required
+from presetsite.auth import queue_action
 from templates_scan import library
 from templates_scan.models import Template
 from templates_scan.scanner import WorkflowError, scan_workflow
@@ -44,7 +44,7 @@ def _missing_part(report):
 
 
 @require_POST
-@login_required
+@queue_action
 def install_missing(request, template_id):
     template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
     report = library.template_report(template)
@@ -74,7 +74,7 @@ def check_report(request):
 
 
 @require_POST
-@login_required
+@queue_action
 def check(request):
     try:
         return JsonResponse(check_report(request))

@@ -1,0 +1,91 @@
+"""What must not happen on a shared server: writing outside the model root, fetching from hosts
+the admins did not allow, leaking tokens, or acting without the right to."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from downloads import queue
+from downloads.models import DownloadJob, Event, State
+from downloads.worker import run_queue
+from presets.models import Category, Preset, PresetFile
+from tests.faultserver import Fault
+
+pytestmark = pytest.mark.django_db
+
+
+def served_preset(server, path="checkpoints/model.safetensors", size=50_000):
+    category = Category.objects.create(name="Image Generation", type="image")
+    preset = Preset.objects.create(id="ALPHA", name="Alpha", category=category, type="image")
+    served = server.add_file("/model.safetensors", size)
+    PresetFile.objects.create(preset=preset, path=path, url=server.url("/model.safetensors"), size="1MB", sha256=served.sha256)
+    return preset
+
+
+def run(preset):
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    return job
+
+
+def test_a_symlinked_folder_cannot_take_a_download_out_of_the_model_root(server, settings, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (settings.MODEL_BASE_PATH / "checkpoints").symlink_to(outside)
+    job = run(served_preset(server))
+    assert job.state == State.FAILED and "outside the model root" in job.error
+    assert list(outside.iterdir()) == []
+    assert server.requests == []
+
+
+def test_a_planted_part_symlink_is_replaced_not_followed(server, settings, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (settings.MODEL_BASE_PATH / "checkpoints").mkdir()
+    (settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors.part").symlink_to(victim)
+    job = run(served_preset(server))
+    assert job.state == State.COMPLETED
+    assert victim.read_text() == "precious"
+    assert (settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors").stat().st_size == 50_000
+
+
+def test_hosts_off_the_allow_list_are_not_contacted(server, settings):
+    settings.DOWNLOAD_ALLOWED_HOSTS = ["huggingface.co"]
+    job = run(served_preset(server))
+    assert job.state == State.FAILED and "127.0.0.1 is not in DOWNLOAD_ALLOWED_HOSTS" in job.error
+    assert server.requests == []
+    settings.DOWNLOAD_ALLOWED_HOSTS = ["huggingface.co", "127.0.0.1"]
+    queue.retry(job)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+
+
+def test_a_token_never_reaches_errors_or_events(server, settings):
+    settings.DOWNLOAD_TOKENS = {"127.0.0.1": "hf_SuperSecretToken123"}
+    server.always("/model.safetensors", Fault(status=401))
+    job = run(served_preset(server))
+    assert job.state == State.FAILED and "401" in job.error
+    assert server.requests[0].authorization == "Bearer hf_SuperSecretToken123"
+    assert "SuperSecret" not in job.error
+    assert "SuperSecret" not in json.dumps(list(Event.objects.values_list("payload", flat=True)))
+    assert "SuperSecret" not in Client().get("/api/presets/queue/status").content.decode()
+
+
+def test_queue_actions_can_be_opened_to_anonymous_users_by_setting(server, settings):
+    served_preset(server)
+    anonymous = Client()
+    assert anonymous.post("/api/presets/ALPHA/install").status_code == 401
+    settings.ALLOW_ANONYMOUS_QUEUE_ACTIONS = True
+    assert anonymous.post("/api/presets/ALPHA/install").status_code == 202
+    assert DownloadJob.objects.get().requested_by is None
+
+
+def test_the_refresh_url_comes_from_settings_only(client, admin_user, settings, catalogue_server):
+    catalogue_server.body = b"presets: {}\n"
+    settings.PRESETS_REFRESH_URL = catalogue_server.url
+    client.force_login(admin_user)
+    client.post(f"/api/presets/refresh?url=http://127.0.0.1:9/evil", {"url": "http://127.0.0.1:9/evil"})
+    assert len(catalogue_server.requests) == 1

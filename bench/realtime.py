@@ -95,7 +95,9 @@ def measure(configuration, clients, seconds):
 
             def install():
                 answer = session.post(f"{app.base}/api/presets/BENCH/install", headers={"Authorization": f"Bearer {token}"})
-                assert answer.status_code == 202, answer.text
+                if answer.status_code != 202:
+                    log = (app.data / "daphne.log").read_text()[-3000:]
+                    raise SystemExit(f"install answered {answer.status_code}; daphne's log ends with:\n{log}")
 
             arrivals, messages, elapsed = asyncio.run(run_clients(app, session, clients, install))
         finally:

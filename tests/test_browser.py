@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.faultserver import Fault
+from tests.conftest import FIXTURES
 from tests.liveapp import App
 
 CHROMIUM_ARGS = [
@@ -114,3 +115,16 @@ def test_filters_search_and_staff_links(page, app):
     expect(page.locator("article.card")).to_have_count(2)
     expect(page.locator("[data-testid=admin-link]")).to_have_count(0)
     expect(page.locator("[data-testid=refresh]")).to_be_hidden()
+
+
+def test_check_a_pasted_workflow_on_the_templates_page(page, app):
+    page.get_by_role("link", name="Workflows").click()
+    workflow = (FIXTURES / "workflows" / "api_wan_video.json").read_text()
+    page.fill("textarea[name=workflow]", workflow)
+    page.get_by_role("button", name="Check").click()
+    result = page.locator("[data-testid=check-result]")
+    expect(result).to_contain_text("5 missing")
+    expect(result).to_contain_text("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    page.fill("textarea[name=workflow]", "{broken")
+    page.get_by_role("button", name="Check").click()
+    expect(result).to_contain_text("invalid JSON")

@@ -5,16 +5,14 @@ state is only ever changed with conditional updates (`filter(state=...).update(.
 pause that lands while the worker finishes a file cannot be overwritten by either side.
 """
 
-import logging
-
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from downloads.engine import part_path
 from downloads.events import publish_queue
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
-
-log = logging.getLogger(__name__)
 
 
 class QueueError(Exception):
@@ -123,9 +121,6 @@ def _transition(job, allowed, new_state, **fields):
 
 
 def delete_partials(job):
-    from downloads.engine import part_path
-    from django.conf import settings
-
     for file in job.files.exclude(state=State.COMPLETED):
         part_path(settings.MODEL_BASE_PATH / file.path).unlink(missing_ok=True)
 

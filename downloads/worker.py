@@ -179,6 +179,7 @@ class ProgressRecorder:
             for f in job.files.filter(skipped=False).exclude(pk=file.pk)
         )
         self.written_at = 0.0
+        self.written = None
         self.speed = SpeedMeter()
         self.after_retry = False
 
@@ -197,6 +198,7 @@ class ProgressRecorder:
         file_total = total or self.file.exact_bytes or self.file.approx_bytes
         speed = self.speed.rate()
         job_done, job_total = self.done_before + downloaded, self.others_total + (file_total or 0)
+        self.written = (downloaded, total)
         JobFile.objects.filter(pk=self.file.pk).update(bytes_done=downloaded, bytes_total=total, speed=speed)
         DownloadJob.objects.filter(pk=self.job.pk).update(
             bytes_done=job_done, bytes_total=job_total, speed=speed, updated_at=timezone.now()
@@ -229,7 +231,9 @@ class ProgressRecorder:
         publish_queue()
 
     def file_done(self, size):
-        self.write(size, size)
+        """The last event of a file says 100%, even from a server that sent no length."""
+        if self.written != (size, size):
+            self.write(size, size)
 
     def transferring_again(self):
         JobFile.objects.filter(pk=self.file.pk).update(state=State.DOWNLOADING)

@@ -3,7 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from downloads.events import GROUP, ensure_pump
+from downloads.events import join, leave
 from downloads.queue import queue_snapshot
 
 
@@ -12,14 +12,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if not self.scope["user"].is_authenticated:
             await self.close()  # before accept: the handshake is refused with 403
             return
-        ensure_pump()
-        await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
+        await join(self)
         snapshot = await database_sync_to_async(queue_snapshot)()
         await self.send_json({"type": "queue_updated", **snapshot})
 
     async def disconnect(self, code):
-        await self.channel_layer.group_discard(GROUP, self.channel_name)
+        await leave(self)
 
     async def broadcast(self, message):
+        """A group message from channels-redis (scale-out configuration)."""
         await self.send(text_data=message["text"])

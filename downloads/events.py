@@ -7,7 +7,7 @@ processes. Two ways, chosen by configuration:
   process listens to.
 - Without Redis (the embedded default), `publish` appends the event to the `Event` table, an
   outbox; each web process runs one `pump` that reads new rows every EVENT_POLL_INTERVAL and
-  hands them to its own sockets through the in-memory layer.
+  writes them to its own sockets.
 
 We chose the outbox over a third-party database channel layer (none is well kept) and over
 having the worker call the web process (it would need to know every web process, and events
@@ -45,7 +45,7 @@ def publish(event_type, **payload):
 
 
 def broadcast(event):
-    """The group message: the event encoded once, not once per socket."""
+    """The Redis group message: the event encoded once, not once per socket."""
     return {"type": "broadcast", "text": json.dumps(event, separators=(",", ":"))}
 
 
@@ -55,29 +55,51 @@ def publish_queue():
     publish("queue_updated", **queue_snapshot())
 
 
+_local_sockets = set()
 _pump_task = None
 
 
-def ensure_pump():
-    """Start this process's outbox pump once (embedded mode only); called by each new socket."""
+async def join(consumer):
+    """Subscribe a socket: to the Redis group, or to this process's set fed by the pump."""
+    if settings.EVENTS_VIA_CHANNEL_LAYER:
+        await consumer.channel_layer.group_add(GROUP, consumer.channel_name)
+    else:
+        _ensure_pump()
+        _local_sockets.add(consumer)
+
+
+async def leave(consumer):
+    if settings.EVENTS_VIA_CHANNEL_LAYER:
+        await consumer.channel_layer.group_discard(GROUP, consumer.channel_name)
+    else:
+        _local_sockets.discard(consumer)
+
+
+def _ensure_pump():
     global _pump_task
-    if settings.EVENTS_VIA_CHANNEL_LAYER or (_pump_task and not _pump_task.done()):
-        return
-    _pump_task = asyncio.get_running_loop().create_task(pump())
+    if _pump_task is None or _pump_task.done():
+        _pump_task = asyncio.get_running_loop().create_task(pump())
 
 
 async def pump():
-    """Forward outbox rows to this process's sockets, oldest first, from the newest at start."""
+    """Hand outbox rows to this process's sockets, oldest first, from the newest at start.
+
+    The sockets are in this process, so each event is written to them directly: no channel
+    layer round trip per socket, which is what limits how many sockets one process can serve.
+    """
     from downloads.models import Event
 
-    layer = get_channel_layer()
     last_id = await sync_to_async(Event.last_id)()
     cleaned_at = timezone.now()
     while True:
         try:
-            events = await sync_to_async(Event.after)(last_id)
-            for event_id, event in events:
-                await layer.group_send(GROUP, broadcast(event))
+            for event_id, event in await sync_to_async(Event.after)(last_id):
+                text = json.dumps(event, separators=(",", ":"))
+                for socket in list(_local_sockets):
+                    try:
+                        await socket.send(text_data=text)
+                    except Exception:  # a socket closing under us: it leaves, the others go on
+                        _local_sockets.discard(socket)
                 last_id = event_id
             if timezone.now() - cleaned_at > timedelta(minutes=5):
                 cleaned_at = timezone.now()

@@ -141,7 +141,7 @@ def _finish_job(job, state, error=""):
 
 
 class JobControl:
-    """Tells the engine to stop when the job row says paused or cancelled (read at most every 0.2 s)."""
+    """Tells the engine to stop when the job row no longer says it runs (read at most every 0.2 s)."""
 
     def __init__(self, job_id, interval=0.2):
         self.job_id = job_id
@@ -156,10 +156,12 @@ class JobControl:
         if self.reason is None and now - self.checked >= self.interval:
             self.checked = now
             state = DownloadJob.objects.filter(pk=self.job_id).values_list("state", flat=True).first()
-            if state == State.PAUSED:
-                self.reason = "pause"
-            elif state in (State.CANCELLED, None):
+            if state in (State.CANCELLED, None):
                 self.reason = "cancel"
+            elif state not in RUNNING:
+                # Paused, or paused and resumed again before we looked: either way stop, and
+                # a job that is queued again is picked up first and resumes from its .part.
+                self.reason = "pause"
         return self.reason
 
 

@@ -86,9 +86,9 @@ class App:
         self.cluster = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, "LOG_LEVEL": "INFO"},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(self.data / "qcluster.log", "ab"),  # noqa: SIM115 - closed with the process
             start_new_session=True,
         )
 

@@ -83,6 +83,7 @@ def test_pause_and_resume_from_the_page(page, server):
     slow = card(page, "SLOW_MODEL")
     slow.get_by_role("button", name="Install").click()
     expect(slow).to_have_attribute("data-status", "downloading")
+    expect(page.locator("[data-testid=progress-fill]")).to_have_attribute("style", re.compile(r"width: (?!0%)\d"))
     slow.get_by_role("button", name="Pause").click()
     expect(slow).to_have_attribute("data-status", "paused")
     expect(page.locator("[data-testid=queue]")).to_contain_text("paused")

@@ -316,3 +316,20 @@ def test_worker_timeout_and_retry_never_cut_a_long_download(settings):
     assert q["workers"] == 1
     assert q["timeout"] >= 24 * 3600, "a day-long download must not be killed"
     assert q["retry"] > q["timeout"], "a running download must not be handed out again"
+
+
+def test_a_pause_undone_before_the_worker_looks_still_stops_and_resumes_the_transfer(server, settings):
+    preset = served_preset(server, "ALPHA", [2_000_000])
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
+    job, _ = queue.install(preset)
+    worker = run_worker_in_background()
+    part = part_path(target(settings, preset))
+    wait_for(lambda: part.exists() and part.stat().st_size > 100_000)
+    server.always("/ALPHA/0.safetensors", None)
+    queue.pause(job)
+    queue.resume(job)  # back to queued at once: the worker must not go on as if nothing happened
+    worker.join(timeout=15)
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+    ranges = [r.range for r in server.requests_for("/ALPHA/0.safetensors")]
+    assert len(ranges) == 2 and ranges[1].startswith("bytes=")

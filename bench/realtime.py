@@ -76,6 +76,7 @@ async def run_clients(app, session, clients, install):
 
 
 def measure(configuration, clients, seconds):
+    print(f"measuring the {configuration} configuration ...", flush=True)
     env = {}
     if configuration == "redis":
         redis.Redis.from_url(REDIS_URL).flushdb()

@@ -19,7 +19,3 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         await leave(self)
-
-    async def broadcast(self, message):
-        """A group message from channels-redis (scale-out configuration)."""
-        await self.send(text_data=message["text"])

@@ -3,8 +3,8 @@
 The download worker runs in its own process, and Channels' in-memory layer does not cross
 processes. Two ways, chosen by configuration:
 
-- With `REDIS_URL` (scale-out), `publish` sends straight to the channels-redis group every web
-  process listens to.
+- With `REDIS_URL` (scale-out), `publish` sends to a channels-redis group; each web process
+  listens on one channel of it and writes every event to its own sockets.
 - Without Redis (the embedded default), `publish` appends the event to the `Event` table, an
   outbox; each web process runs one `pump` that reads new rows every EVENT_POLL_INTERVAL and
   writes them to its own sockets.
@@ -57,36 +57,34 @@ def publish_queue():
 
 _local_sockets = set()
 _pump_task = None
+GROUP_RENEWAL = 3600  # seconds; channels-redis forgets group members after a day
 
 
 async def join(consumer):
-    """Subscribe a socket: to the Redis group, or to this process's set fed by the pump."""
-    if settings.EVENTS_VIA_CHANNEL_LAYER:
-        await consumer.channel_layer.group_add(GROUP, consumer.channel_name)
-    else:
-        _ensure_pump()
-        _local_sockets.add(consumer)
+    """Subscribe a socket to this process's events (the pump starts with the first socket)."""
+    global _pump_task
+    if _pump_task is None or _pump_task.done():
+        pump = channel_layer_pump if settings.EVENTS_VIA_CHANNEL_LAYER else outbox_pump
+        _pump_task = asyncio.get_running_loop().create_task(pump())
+    _local_sockets.add(consumer)
 
 
 async def leave(consumer):
-    if settings.EVENTS_VIA_CHANNEL_LAYER:
-        await consumer.channel_layer.group_discard(GROUP, consumer.channel_name)
-    else:
-        _local_sockets.discard(consumer)
+    _local_sockets.discard(consumer)
 
 
-def _ensure_pump():
-    global _pump_task
-    if _pump_task is None or _pump_task.done():
-        _pump_task = asyncio.get_running_loop().create_task(pump())
+async def fan_out(text):
+    """Write an event to every socket of this process, straight away: no channel layer round trip
+    per socket, which is what limits how many sockets one process serves in time."""
+    for socket in list(_local_sockets):
+        try:
+            await socket.send(text_data=text)
+        except Exception:  # a socket closing under us: it leaves, the others go on
+            _local_sockets.discard(socket)
 
 
-async def pump():
-    """Hand outbox rows to this process's sockets, oldest first, from the newest at start.
-
-    The sockets are in this process, so each event is written to them directly: no channel
-    layer round trip per socket, which is what limits how many sockets one process can serve.
-    """
+async def outbox_pump():
+    """Embedded: hand outbox rows to this process's sockets, oldest first, from the newest at start."""
     from downloads.models import Event
 
     last_id = await sync_to_async(Event.last_id)()
@@ -94,12 +92,7 @@ async def pump():
     while True:
         try:
             for event_id, event in await sync_to_async(Event.after)(last_id):
-                text = json.dumps(event, separators=(",", ":"))
-                for socket in list(_local_sockets):
-                    try:
-                        await socket.send(text_data=text)
-                    except Exception:  # a socket closing under us: it leaves, the others go on
-                        _local_sockets.discard(socket)
+                await fan_out(json.dumps(event, separators=(",", ":")))
                 last_id = event_id
             if timezone.now() - cleaned_at > timedelta(minutes=5):
                 cleaned_at = timezone.now()
@@ -107,3 +100,22 @@ async def pump():
         except Exception:  # a busy database must not end the pump: log and poll again
             log.exception("event pump")
         await asyncio.sleep(settings.EVENT_POLL_INTERVAL)
+
+
+async def channel_layer_pump():
+    """Scale-out: this process listens on one channel of the Redis group and fans out locally."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    joined_at = 0.0
+    while True:
+        try:
+            if time.monotonic() - joined_at > GROUP_RENEWAL:
+                await layer.group_add(GROUP, channel)
+                joined_at = time.monotonic()
+            message = await asyncio.wait_for(layer.receive(channel), timeout=60)
+            await fan_out(message["text"])
+        except asyncio.TimeoutError:
+            continue
+        except Exception:  # Redis away for a moment must not end the pump: log and try again
+            log.exception("event pump")
+            await asyncio.sleep(1)

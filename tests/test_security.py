@@ -87,5 +87,5 @@ def test_the_refresh_url_comes_from_settings_only(client, admin_user, settings, 
     catalogue_server.body = b"presets: {}\n"
     settings.PRESETS_REFRESH_URL = catalogue_server.url
     client.force_login(admin_user)
-    client.post(f"/api/presets/refresh?url=http://127.0.0.1:9/evil", {"url": "http://127.0.0.1:9/evil"})
+    client.post("/api/presets/refresh?url=http://127.0.0.1:9/evil", {"url": "http://127.0.0.1:9/evil"})
     assert len(catalogue_server.requests) == 1

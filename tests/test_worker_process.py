@@ -17,13 +17,19 @@ def app(tmp_path):
     app.stop()
 
 
-def test_a_killed_worker_resumes_the_download_from_its_part_on_restart(app, server, tmp_path):
+def download_under_way(app, server, tmp_path, at_least):
+    """A real worker downloading BIG slowly, its .part already holding `at_least` bytes."""
     app.load_catalogue(tmp_path, server, {"BIG": 8_000_000})
     server.always("/BIG.safetensors", Fault(trickle=(64_000, 0.02)))
     app.start_cluster()
     app.manage("install_preset", "BIG")
     part = app.models / "checkpoints" / "big.safetensors.part"
-    app.wait_for(lambda: part.exists() and part.stat().st_size > 1_000_000)
+    app.wait_for(lambda: part.exists() and part.stat().st_size > at_least)
+    return part
+
+
+def test_a_killed_worker_resumes_the_download_from_its_part_on_restart(app, server, tmp_path):
+    part = download_under_way(app, server, tmp_path, at_least=1_000_000)
 
     app.kill_cluster()
     assert app.job_state("BIG") == "downloading"
@@ -69,12 +75,7 @@ def test_install_wait_says_when_no_worker_picks_the_job_up(app, server, tmp_path
 
 
 def test_ctrl_c_stops_a_running_download_at_once_and_the_next_start_resumes_it(app, server, tmp_path):
-    app.load_catalogue(tmp_path, server, {"BIG": 8_000_000})
-    server.always("/BIG.safetensors", Fault(trickle=(64_000, 0.02)))
-    app.start_cluster()
-    app.manage("install_preset", "BIG")
-    part = app.models / "checkpoints" / "big.safetensors.part"
-    app.wait_for(lambda: part.exists() and part.stat().st_size > 500_000)
+    download_under_way(app, server, tmp_path, at_least=500_000)
 
     asked = time.monotonic()
     app.stop_cluster()

@@ -178,6 +178,8 @@ HOSTILE = {
         "category 'Image Generation': missing type",
     ),
     "alias bomb": (ALIAS_BOMB, "YAML aliases"),
+    "deep nesting": ("presets: " + "[" * 200 + "]" * 200, "nested deeper than 50"),
+    "very deep nesting": ("presets: " + "[" * 100_000 + "]" * 100_000, "invalid YAML"),
     "python object tag": ("presets: !!python/object/apply:os.system ['true']\n", "invalid YAML"),
     "not utf-8": (b"presets: {\xff\xfe}", "not UTF-8"),
 }

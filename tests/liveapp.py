@@ -44,7 +44,7 @@ class App:
             self.env.pop(inherited, None)
         self.env.update(env)
         self.cluster = None
-        self.web = None
+        self.webs = []
         self.base = None
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
@@ -114,21 +114,24 @@ class App:
         return row and row[0]
 
     def start_web(self):
+        """Start a daphne web process; the first one's address is `base`. Returns its address."""
         port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.web = subprocess.Popen(
+        base = f"http://127.0.0.1:{port}"
+        web = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "presetsite.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=open(self.data / "daphne.log", "ab"),  # noqa: SIM115 - closed with the process
         )
+        self.webs.append(web)
+        self.base = self.base or base
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            assert self.web.poll() is None, "daphne died"
+            assert web.poll() is None, "daphne died"
             try:
-                if requests.get(f"{self.base}/api/presets/", timeout=2).status_code == 200:
-                    return
+                if requests.get(f"{base}/api/presets/", timeout=2).status_code == 200:
+                    return base
             except requests.ConnectionError:
                 time.sleep(0.2)
         raise AssertionError("daphne did not come up")
@@ -159,9 +162,10 @@ class App:
         return session
 
     def stop(self):
-        if self.web and self.web.poll() is None:
-            self.web.terminate()
-            self.web.wait(timeout=30)
+        for web in self.webs:
+            if web.poll() is None:
+                web.terminate()
+                web.wait(timeout=30)
         if self.cluster and self.cluster.poll() is None:
             self.stop_cluster()
 

@@ -45,9 +45,11 @@ async def receive_until(socket, predicate, timeout=30):
             return received
 
 
-def connect(app, session):
+def connect(app, session, base=None):
+    base = base or app.base
     cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-    return websockets.connect(ws_url(app), additional_headers={"Cookie": cookie, "Origin": app.base})
+    url = base.replace("http://", "ws://") + "/ws/dashboard"
+    return websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": base})
 
 
 def test_progress_events_reach_the_browser_from_the_worker_process(app, server, tmp_path):
@@ -127,3 +129,25 @@ def test_anonymous_and_cross_origin_sockets_are_refused(app, tmp_path):
 
     assert asyncio.run(refused(Origin=app.base)) == 403
     assert asyncio.run(refused(Origin="http://evil.example", Cookie=cookie)) == 403
+
+
+def test_two_web_processes_each_deliver_every_event_to_their_clients(app, server, tmp_path):
+    app.load_catalogue(tmp_path, server, {"SHARED": 1_000_000})
+    server.always("/SHARED.safetensors", Fault(trickle=(100_000, 0.05)))
+    app.create_user("alice", "a-long-password")
+    first, second = app.start_web(), app.start_web()
+    app.start_cluster()
+    session = app.login("alice", "a-long-password")
+    token = app.token("alice")
+
+    async def scenario():
+        async with connect(app, session, first) as one, connect(app, session, second) as two:
+            await one.recv(), await two.recv()
+            session.post(f"{first}/api/presets/SHARED/install", headers={"Authorization": f"Bearer {token}"})
+            done = lambda m: m["type"] == "download_complete"  # noqa: E731
+            return await asyncio.gather(receive_until(one, done), receive_until(two, done))
+
+    seen_by_one, seen_by_two = asyncio.run(scenario())
+    events = [[(e["type"], e.get("at")) for e in seen if e.get("at")] for seen in (seen_by_one, seen_by_two)]
+    assert events[0] == events[1]
+    assert sum(1 for kind, _ in events[0] if kind == "download_progress") >= 2

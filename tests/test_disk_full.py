@@ -1,0 +1,64 @@
+"""A full disk, for real: the model root on a 2 MiB tmpfs mounted for the test."""
+
+import subprocess
+
+import pytest
+
+from downloads import queue
+from downloads.engine import part_path
+from downloads.models import State
+from downloads.worker import run_queue
+from tests.faultserver import Fault
+from tests.test_queue import run_worker_in_background, served_preset, target, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def small_disk(settings, tmp_path):
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    settings.MODEL_BASE_PATH = mountpoint
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def test_a_file_that_cannot_fit_fails_before_it_starts(server, small_disk, settings):
+    preset = served_preset(server, "HUGE", [4_000_000])
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.FAILED and "not enough disk space" in job.error
+    assert not target(settings, preset).exists()
+
+
+def test_a_disk_that_fills_up_mid_download_fails_clearly_keeps_the_part_and_retry_finishes(
+    server, small_disk, settings
+):
+    preset = served_preset(server, "ALPHA", [1_200_000])
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.02)))
+    job, _ = queue.install(preset)
+    worker = run_worker_in_background()
+    part = part_path(target(settings, preset))
+    wait_for(lambda: part.exists() and part.stat().st_size > 200_000)
+    filler = small_disk / "someone-elses-file"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # until ENOSPC
+    worker.join(timeout=30)
+    job.refresh_from_db()
+    assert job.state == State.FAILED
+    assert "disk full while writing" in job.error and "alpha_0.safetensors.part" in job.error
+    assert not target(settings, preset).exists()
+    kept = part.stat().st_size
+    assert kept > 200_000
+
+    filler.unlink()
+    server.always("/ALPHA/0.safetensors", None)
+    queue.retry(job)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+    assert server.requests_for("/ALPHA/0.safetensors")[-1].range == f"bytes={kept}-"
+    assert target(settings, preset).stat().st_size == 1_200_000

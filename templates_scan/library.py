@@ -13,7 +13,6 @@ from templates_scan.models import ModelReference, Template
 from templates_scan.scanner import ModelRef, ModelRoots, WorkflowError, scan_file
 
 
-
 def template_dirs():
     return [Path(d) for d in settings.COMFYUI_TEMPLATE_DIRS]
 
@@ -29,8 +28,9 @@ def scan_directories(dirs=None):
     parsing happens first, the database work after, in one transaction of bulk statements.
     """
     dirs = template_dirs() if dirs is None else dirs
-    known = dict(Template.objects.values_list("path", "id"))
-    unchanged = set(Template.objects.values_list("path", "mtime_ns", "size"))
+    rows = list(Template.objects.values_list("path", "id", "mtime_ns", "size"))
+    known = {path: pk for path, pk, _, _ in rows}
+    unchanged = {(path, mtime_ns, size) for path, _, mtime_ns, size in rows}
     seen, parsed = set(), []
     for path, stat in _workflow_files(dirs):
         key = str(path)

@@ -53,10 +53,6 @@ class DownloadJob(models.Model):
     def __str__(self):
         return f"{self.preset_id} ({self.state})"
 
-    @property
-    def active(self):
-        return self.state in ACTIVE_STATES
-
 
 class JobFile(models.Model):
     """A file of the job, copied from the preset when the job was created.

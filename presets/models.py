@@ -155,10 +155,6 @@ class PresetFile(models.Model):
             optional=entry.get("optional"),
         )
 
-    @property
-    def target(self):
-        return settings.MODEL_BASE_PATH / self.path
-
 
 
 PRESET_ROW_FIELDS = (

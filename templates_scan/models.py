@@ -42,8 +42,3 @@ class ModelReference(models.Model):
 
     def __str__(self):
         return f"{self.directory}/{self.path}"
-
-    @property
-    def model_path(self):
-        """Where a preset would put it: relative to the model root, as preset file paths are."""
-        return f"{self.directory}/{self.path}"

@@ -237,6 +237,28 @@ def download(
             session.close()
 
 
+def already_in_place(spec: FileSpec, *, control: StopSource | None = None, block: int = 1 << 20) -> Result | None:
+    """The Result for a destination that already holds the file, or None to download it.
+
+    A run that died between renaming the .part into place and recording it (kill -9, power
+    loss, a database that stayed locked) leaves the whole file there and no .part. It is
+    accepted when its sha256 matches, or, with no sha256 given, when its size is the exact
+    expected one (as an install skips such a file); one that can be checked neither way is not.
+    """
+    if part_path(spec.dest).exists() or spec.dest.is_symlink() or not spec.dest.is_file():
+        return None
+    size = _file_size(spec.dest)
+    if spec.expected_size is not None and size != spec.expected_size:
+        return None
+    if not spec.sha256 and spec.expected_size is None:
+        return None
+    hasher = hashlib.sha256()
+    _hash_existing(spec.dest, size, hasher, control, block)
+    if spec.sha256 and hasher.hexdigest() != spec.sha256.strip().lower():
+        return None
+    return Result(size=size, sha256=hasher.hexdigest(), resumed_from=size)
+
+
 def fetch(
     spec: FileSpec,
     *,
@@ -534,9 +556,9 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     return Result(size=size, sha256=digest, resumed_from=resumed_from)
 
 
-def _hash_existing(part: Path, size: int, hasher, control: StopSource | None, block: int) -> None:
-    """Feed the bytes already in the .part to the hash (interruptible: a .part can be 40 GB)."""
-    with open(part, "rb") as fh:
+def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int) -> None:
+    """Feed the bytes already on disk to the hash (interruptible: a .part can be 40 GB)."""
+    with open(path, "rb") as fh:
         remaining = size
         while remaining:
             _check_stop(control)

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Sum
 from django.dispatch import receiver
 from django.utils import timezone
@@ -30,13 +30,41 @@ from presets.catalogue import unsafe_path_reason
 log = logging.getLogger(__name__)
 
 RUNNING = (State.DOWNLOADING, State.RETRYING)
+# Errors that say "not now" (locked, busy, connection lost), unlike a bug such as an IntegrityError.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def run_queue():
-    while not shutting_down.is_set() and (job := claim_next_job()) is not None:
-        publish_queue()
-        run_job(job)
-        publish_queue()
+    while not shutting_down.is_set():
+        job = None
+        try:
+            job = claim_next_job()
+            if job is None:
+                return
+            publish_queue()
+            run_job(job)
+            publish_queue()
+        except DATABASE_UNAVAILABLE as error:
+            # Typically SQLite locked past its busy timeout by another writer. Whatever the
+            # job's row says now, the job must not be lost: once the database answers again it
+            # goes back to the head of the queue and resumes (a file already renamed into
+            # place is verified, not downloaded again).
+            log.warning("database error while working the queue (%s); job %s will resume", error, job and job.pk)
+            requeue_when_database_answers(job)
+
+
+def requeue_when_database_answers(job, first_wait=1.0, longest_wait=30.0):
+    wait = first_wait
+    while not shutting_down.wait(wait):
+        try:
+            connection.close()  # a broken connection (PostgreSQL restarted) is replaced
+            if job is not None:
+                DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(state=State.QUEUED, speed=0)
+                JobFile.objects.filter(job=job, state__in=RUNNING).update(state=State.QUEUED, speed=0)
+            return
+        except DATABASE_UNAVAILABLE as error:
+            log.warning("database still unavailable: %s", error)
+            wait = min(wait * 2, longest_wait)
 
 
 def claim_next_job():
@@ -87,10 +115,13 @@ def file_spec(file):
 def run_file(job, file):
     JobFile.objects.filter(pk=file.pk).update(state=State.DOWNLOADING, started_at=timezone.now(), error="")
     progress = ProgressRecorder(job, file)
+    control = JobControl(job.pk)
     try:
-        result = engine.download(
-            file_spec(file),
-            control=JobControl(job.pk),
+        spec = file_spec(file)
+        # A forced install downloads again whatever is on disk.
+        result = (not job.force and engine.already_in_place(spec, control=control)) or engine.download(
+            spec,
+            control=control,
             on_progress=progress,
             on_retry=progress.retrying,
             policy=retry_policy(),
@@ -197,6 +228,14 @@ class ProgressRecorder:
         self.write(downloaded, total)
 
     def write(self, downloaded, total):
+        """Progress is worth a lot less than the download: when the database is locked the
+        write is skipped (the download goes on), and the next one catches up."""
+        try:
+            self._write(downloaded, total)
+        except DATABASE_UNAVAILABLE as error:
+            log.warning("progress of %s not saved: %s", self.file.path, error)
+
+    def _write(self, downloaded, total):
         file_total = total or self.file.exact_bytes or self.file.approx_bytes
         speed = self.speed.rate()
         job_done, job_total = self.done_before + downloaded, self.others_total + (file_total or 0)

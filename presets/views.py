@@ -5,9 +5,9 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from presets.catalogue import CatalogueError
-from presetsite.auth import staff_required
 from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
+from presetsite.auth import staff_required
 
 
 def latest_jobs(preset_ids=None):

@@ -1,9 +1,15 @@
-"""Token authentication for scripts, next to the browser's session authentication."""
+"""Token authentication for scripts, and a clear answer when SQLite is locked."""
 
+import logging
+from datetime import timedelta
+
+from django.db import DatabaseError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
 
 from presetsite.models import ApiToken, token_digest
+
+log = logging.getLogger(__name__)
 
 
 class TokenAuthenticationMiddleware:
@@ -23,7 +29,46 @@ class TokenAuthenticationMiddleware:
             token = ApiToken.objects.select_related("user").filter(digest=token_digest(header[7:].strip())).first()
             if token is None or not token.user.is_active:
                 return JsonResponse({"error": "invalid API token"}, status=401)
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+            _note_use(token)
             request.user = token.user
             request._dont_enforce_csrf_checks = True
         return self.get_response(request)
+
+
+def _note_use(token):
+    """Record when a token was last used, at most once a minute: a script polling the queue
+    should not turn every read into a write, and a busy database must not refuse the read."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < timedelta(minutes=1):
+        return
+    try:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    except DatabaseError as error:
+        log.warning("could not record the use of API token %s: %s", token.pk, error)
+
+
+def database_is_busy(error):
+    """SQLite's answer when another process held the write lock past the busy timeout."""
+    return isinstance(error, OperationalError) and any(word in str(error) for word in ("locked", "busy"))
+
+
+class DatabaseBusyMiddleware:
+    """Answer 503 with Retry-After, not a bare 500, when the database stayed locked.
+
+    Under SQLite a long write elsewhere (a backup, a bulk admin change) can hold the lock past
+    SQLITE_BUSY_TIMEOUT. Nothing was changed by the refused request, and trying again works.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not database_is_busy(exception):
+            return None
+        log.warning("%s %s refused: %s", request.method, request.path, exception)
+        response = JsonResponse({"error": "the database is busy; nothing was changed, try again in a moment"}, status=503)
+        response["Retry-After"] = "2"
+        return response

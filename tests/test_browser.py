@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.faultserver import Fault
 from tests.conftest import FIXTURES
+from tests.faultserver import Fault
 from tests.liveapp import App
 
 CHROMIUM_ARGS = [

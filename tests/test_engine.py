@@ -5,6 +5,7 @@ Runs without Django: `pytest tests/test_engine.py -p no:django`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
@@ -230,6 +231,48 @@ def test_complete_part_answered_416_is_finished(server, served, spec):
 
     assert_complete(result, spec, served)
     assert server.requests[0].range == f"bytes={served.size}-"
+
+
+def test_a_file_already_in_place_is_verified_instead_of_downloaded(server, served, spec):
+    spec.dest.parent.mkdir(parents=True)
+    spec.dest.write_bytes(served.bytes())
+
+    result = engine.already_in_place(spec)
+
+    assert result == engine.Result(size=served.size, sha256=served.sha256, resumed_from=served.size)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "content, changes",
+    [
+        pytest.param(b"\0" * SIZE, {}, id="same size, wrong sha256"),
+        pytest.param(b"\0" * 10, {"sha256": None}, id="no sha256, wrong size"),
+        pytest.param(b"\0" * SIZE, {"sha256": None, "expected_size": None}, id="nothing to check against"),
+    ],
+)
+def test_a_file_in_place_that_cannot_be_verified_is_downloaded_again(spec, content, changes):
+    spec = dataclasses.replace(spec, **changes)
+    spec.dest.parent.mkdir(parents=True)
+    spec.dest.write_bytes(content)
+
+    assert engine.already_in_place(spec) is None
+
+
+def test_a_file_in_place_next_to_a_part_is_downloaded_again(served, spec):
+    spec.dest.parent.mkdir(parents=True)
+    spec.dest.write_bytes(served.bytes())
+    part_path(spec.dest).write_bytes(b"")
+
+    assert engine.already_in_place(spec) is None
+
+
+def test_a_file_in_place_with_the_exact_size_is_trusted_without_sha256(served, spec):
+    spec = dataclasses.replace(spec, sha256=None)
+    spec.dest.parent.mkdir(parents=True)
+    spec.dest.write_bytes(served.bytes())
+
+    assert engine.already_in_place(spec).sha256 == served.sha256
 
 
 def test_corrupt_part_is_discarded_and_downloaded_again(server, served, spec):

@@ -128,6 +128,20 @@ def test_files_already_present_are_skipped_unless_forced(server, settings):
     assert len(server.requests_for("/ALPHA/0.safetensors")) == 1
 
 
+def test_a_file_that_reached_disk_after_the_install_is_verified_not_downloaded(server, settings):
+    """As after a worker died between renaming a file into place and recording it."""
+    preset = served_preset(server, "ALPHA", [1000, 2000])
+    job, _ = queue.install(preset)
+    arrived = target(settings, preset, 1)
+    arrived.parent.mkdir(parents=True)
+    arrived.write_bytes(server.files["/ALPHA/1.safetensors"].bytes())
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+    assert server.requests_for("/ALPHA/1.safetensors") == []
+    assert job.files.get(position=1).verified_sha256 == server.files["/ALPHA/1.safetensors"].sha256
+
+
 def test_jobs_run_one_at_a_time_in_fifo_order(server):
     presets = [served_preset(server, name, [20_000]) for name in ("FIRST", "SECOND", "THIRD")]
     for preset in presets:

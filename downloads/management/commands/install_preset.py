@@ -9,6 +9,7 @@ from downloads.models import DownloadJob, State
 from presets.models import Preset
 from presets.sizes import human_size
 
+
 class Command(BaseCommand):
     help = "Queue a preset for download; --wait follows it until it ends (a worker must be running)."
 

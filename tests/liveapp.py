@@ -58,29 +58,37 @@ class App:
         return result
 
     def load_catalogue(self, tmp_path, server, presets, base=None):
-        """Load presets whose files `server` serves, added to the catalogue file `base` if given."""
+        """Load presets whose files `server` serves, added to the catalogue file `base` if given.
+
+        `presets` maps an id to a file size, or to a list of sizes for a preset of several files.
+        """
         catalogue = {"categories": {"Image Generation": {"description": "Images", "type": "image"}}, "presets": {}}
         if base:
             catalogue = yaml.safe_load(base.read_text())
-        for preset_id, size in presets.items():
-            served = server.add_file(f"/{preset_id}.safetensors", size)
+        for preset_id, sizes in presets.items():
+            names = [preset_id] if isinstance(sizes, int) else [f"{preset_id}-{n}" for n in range(len(sizes))]
+            sizes = [sizes] if isinstance(sizes, int) else sizes
             catalogue["presets"][preset_id] = {
                 "name": preset_id,
                 "category": "Image Generation",
                 "type": "image",
-                "files": [
-                    {
-                        "path": f"checkpoints/{preset_id.lower()}.safetensors",
-                        "url": server.url(f"/{preset_id}.safetensors"),
-                        "size": "8MB",
-                        "sha256": served.sha256,
-                        "size_bytes": size,
-                    }
-                ],
+                "files": [self._served_file(server, name, size) for name, size in zip(names, sizes)],
             }
         path = tmp_path / "presets.yaml"
         path.write_text(yaml.safe_dump(catalogue, sort_keys=False))
         self.manage("refresh_presets", "--file", str(path))
+        return path
+
+    @staticmethod
+    def _served_file(server, name, size):
+        served = server.add_file(f"/{name}.safetensors", size)
+        return {
+            "path": f"checkpoints/{name.lower()}.safetensors",
+            "url": server.url(f"/{name}.safetensors"),
+            "size": "8MB",
+            "sha256": served.sha256,
+            "size_bytes": size,
+        }
 
     def start_cluster(self):
         self.cluster = subprocess.Popen(
@@ -107,11 +115,20 @@ class App:
             raise AssertionError("qcluster did not stop on SIGINT") from None
 
     def job_state(self, preset_id):
+        row = self.query(
+            "select state from downloads_downloadjob where preset_id = ? order by id desc limit 1", preset_id
+        )
+        return row[0][0] if row else None
+
+    def query(self, sql, *params):
         with sqlite3.connect(self.db, timeout=10) as db:
-            row = db.execute(
-                "select state from downloads_downloadjob where preset_id = ? order by id desc limit 1", (preset_id,)
-            ).fetchone()
-        return row and row[0]
+            return db.execute(sql, params).fetchall()
+
+    def api(self, method, path, token, **kwargs):
+        """A request to the first web process as a script sends it (API token, no cookies)."""
+        return requests.request(
+            method, f"{self.base}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs
+        )
 
     def start_web(self):
         """Start a daphne web process; the first one's address is `base`. Returns its address."""

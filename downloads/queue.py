@@ -7,6 +7,7 @@ pause that lands while the worker finishes a file cannot be overwritten by eithe
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from downloads.engine import part_path
@@ -123,6 +124,19 @@ def _transition(job, allowed, new_state, **fields):
 def delete_partials(job):
     for file in job.files.exclude(state=State.COMPLETED):
         part_path(settings.MODEL_BASE_PATH / file.path).unlink(missing_ok=True)
+
+
+def delete_abandoned_partials():
+    """Delete the .part files of downloads cancelled without keep_partial whose worker died
+    before it could delete them, unless a job that may still resume them holds the same path."""
+    unfinished = JobFile.objects.exclude(state=State.COMPLETED)
+    abandoned = unfinished.filter(job__state=State.CANCELLED, job__keep_partial=False)
+    resumable = unfinished.filter(
+        Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)
+    )
+    paths = set(abandoned.values_list("path", flat=True)) - set(resumable.values_list("path", flat=True))
+    for path in paths:
+        part_path(settings.MODEL_BASE_PATH / path).unlink(missing_ok=True)
 
 
 def queue_snapshot():

@@ -24,7 +24,7 @@ from django_q.signals import post_spawn
 from downloads import engine
 from downloads.events import publish, publish_queue
 from downloads.models import DownloadJob, JobFile, State
-from downloads.queue import delete_partials, file_progress, job_progress, kick_worker
+from downloads.queue import delete_abandoned_partials, delete_partials, file_progress, job_progress, kick_worker
 from presets.catalogue import unsafe_path_reason
 
 log = logging.getLogger(__name__)
@@ -323,8 +323,10 @@ def recover_interrupted_jobs():
     """Put jobs a dead worker left running back at the head of the queue, and kick the worker.
 
     There is one worker, so when it (re)starts nothing can be running: a job still marked
-    downloading was interrupted (kill -9, power loss) and resumes from its .part files.
+    downloading was interrupted (kill -9, power loss) and resumes from its .part files. A
+    cancel that the dead worker never saw still gets its .part files deleted.
     """
+    delete_abandoned_partials()
     recovered = DownloadJob.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
     JobFile.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
     if recovered:

@@ -13,7 +13,7 @@ import pytest
 from tests.faultserver import Fault, file_sha256
 from tests.liveapp import App
 
-RESUMABLE = ("queued", "downloading", "retrying", "paused", "failed", "cancelled")
+RESUMABLE = ("queued", "downloading", "retrying", "paused", "failed")
 
 
 @pytest.fixture
@@ -32,15 +32,19 @@ def make_app(tmp_path):
 def assert_consistent(app):
     """The invariants every fault must leave intact."""
     rows = app.query(
-        "select f.path, f.state, f.sha256, f.skipped, j.state from downloads_jobfile f "
+        "select f.path, f.state, f.sha256, f.skipped, j.state, j.keep_partial from downloads_jobfile f "
         "join downloads_downloadjob j on f.job_id = j.id"
     )
-    for path, file_state, sha256, skipped, job_state in rows:
+    for path, file_state, sha256, skipped, job_state, _ in rows:
         if job_state == "completed" and not skipped:
             assert file_sha256(app.models / path) == sha256, f"{path} is marked installed but is corrupt"
         if file_state == "completed" and not skipped:
             assert (app.models / path).is_file(), f"{path} is marked complete but missing"
-    resumable = {path for path, _, _, _, job_state in rows if job_state in RESUMABLE}
+    resumable = {
+        path
+        for path, _, _, _, job_state, keep_partial in rows
+        if job_state in RESUMABLE or (job_state == "cancelled" and keep_partial)
+    }
     orphans = [
         str(part.relative_to(app.models))
         for part in app.models.rglob("*.part")
@@ -175,6 +179,25 @@ def test_a_failed_job_survives_a_restart_and_retry_finishes_it(make_app, server,
     assert app.api("POST", "/api/presets/BROKEN/retry", token).status_code == 200
     app.wait_for(lambda: app.job_state("BROKEN") == "completed")
     assert server.requests_for("/BROKEN.safetensors")[-1].range == f"bytes={kept}-"
+    assert_consistent(app)
+
+
+def test_a_cancel_the_dead_worker_never_saw_still_deletes_the_part(make_app, server, tmp_path):
+    app = make_app()
+    app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
+    trickling(server, "BIG")
+    token = operator(app)
+    app.start_cluster()
+    assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
+    part = part_of(app, "big")
+    app.wait_for(has_bytes(part, 300_000))
+
+    app.kill_cluster()
+    assert app.api("POST", "/api/presets/BIG/cancel?keep_partial=false", token).status_code == 200
+    assert part.exists()  # the worker deletes it once it has stopped, and this one is dead
+    app.start_cluster()
+    app.wait_for(lambda: not part.exists())
+    assert app.job_state("BIG") == "cancelled"
     assert_consistent(app)
 
 

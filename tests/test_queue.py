@@ -12,6 +12,7 @@ from django.test import Client
 from downloads import queue
 from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
+from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
 from tests.faultserver import Fault
@@ -254,6 +255,23 @@ def test_cancel_of_a_queued_job_deletes_its_part_at_once(server, settings, user_
     user_client.post("/api/presets/ALPHA/install")
     user_client.post("/api/presets/ALPHA/cancel?keep_partial=false")
     assert not part.exists()
+
+
+def test_a_part_left_by_a_cancel_is_kept_while_a_new_job_for_it_waits(server, settings, user_client):
+    """Cancelled mid-download (the worker deletes the .part once it stops) and installed again
+    before a worker ran: the new job resumes the .part, so the clean-up on start leaves it."""
+    preset = served_preset(server, "ALPHA", [10_000])
+    part = part_path(target(settings, preset))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 100)
+    user_client.post("/api/presets/ALPHA/install")
+    DownloadJob.objects.update(state=State.DOWNLOADING)  # claimed by a worker that then died
+    user_client.post("/api/presets/ALPHA/cancel?keep_partial=false")
+    user_client.post("/api/presets/ALPHA/install")
+
+    delete_abandoned_partials()
+
+    assert part.exists()
 
 
 def test_a_paused_job_lets_the_next_one_run(server, user_client):

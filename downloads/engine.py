@@ -180,6 +180,10 @@ class DownloadError(Exception):
         self.retry_after = retry_after
         self.progress_made = progress_made
 
+    def name_file(self, name: str) -> None:
+        self.message = f"{name}: {self.message}"
+        self.args = (self.message,)
+
 
 ProgressCallback = Callable[[int, "int | None"], None]
 RetryCallback = Callable[[int, int, float, str], None]
@@ -273,8 +277,16 @@ def fetch(
     the .part: the next attempt starts from zero. Such a mismatch is retryable only when the
     bytes came from a resumed transfer (a stale or damaged .part is the likely cause); a file
     downloaded in one go that does not match is not what the spec describes, and fetching it
-    again would not change that.
+    again would not change that. Every DownloadError's message starts with the file's name.
     """
+    try:
+        return _attempt(spec, session=session, control=control, on_progress=on_progress, options=options)
+    except DownloadError as error:
+        error.name_file(spec.name)
+        raise
+
+
+def _attempt(spec, *, session, control, on_progress, options) -> Result:
     _check_url(spec.url)
     part = part_path(spec.dest)
     try:
@@ -430,7 +442,7 @@ def _accept(response: requests.Response, spec: FileSpec, offset: int, host: str,
         raise _status_error(response, host, options)
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise DownloadError(f"{host} sent {spec.name} with Content-Encoding {encoding}", retryable=False)
+        raise DownloadError(f"{host} sent it with Content-Encoding {encoding}", retryable=False)
     length = _int_header(headers.get("Content-Length"))
     if status == 200:
         start, total = 0, length
@@ -452,7 +464,7 @@ def _accept(response: requests.Response, spec: FileSpec, offset: int, host: str,
     if spec.expected_size is not None and total is not None and total != spec.expected_size:
         _remove(part_path(spec.dest))
         raise DownloadError(
-            f"size mismatch for {spec.name}: expected {spec.expected_size} bytes, {host} has {total}",
+            f"size mismatch: expected {spec.expected_size} bytes, {host} has {total}",
             retryable=False,
         )
     return start, total if total is not None else spec.expected_size
@@ -466,7 +478,7 @@ def _accept_complete_part(response: requests.Response, spec: FileSpec, part: Pat
         return
     _remove(part)
     raise DownloadError(
-        f"{_host(response.url)} refused to resume {spec.name} at byte {offset}; restarting from zero",
+        f"{_host(response.url)} refused to resume at byte {offset}; restarting from zero",
         retryable=True,
     )
 
@@ -536,13 +548,13 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     if spec.expected_size is not None and size != spec.expected_size:
         _remove(part)
         raise DownloadError(
-            f"size mismatch for {spec.name}: expected {spec.expected_size} bytes, got {size}", retryable=retry
+            f"size mismatch: expected {spec.expected_size} bytes, got {size}", retryable=retry
         )
     digest = hasher.hexdigest()
     if spec.sha256 and digest != spec.sha256.strip().lower():
         _remove(part)
         raise DownloadError(
-            f"sha256 mismatch for {spec.name}: expected {spec.sha256.strip().lower()}, got {digest}",
+            f"sha256 mismatch: expected {spec.sha256.strip().lower()}, got {digest}",
             retryable=retry,
         )
     try:
@@ -585,7 +597,7 @@ def _check_disk_space(spec: FileSpec, part: Path, *, needed: int | None, reclaim
     free = shutil.disk_usage(part.parent).free + reclaimed - options.disk_reserve
     if needed > free:
         raise DownloadError(
-            f"not enough disk space for {spec.name}: need {_size(needed)}, {_size(max(free, 0))} free",
+            f"not enough disk space: need {_size(needed)}, {_size(max(free, 0))} free",
             retryable=False,
         )
 

@@ -99,11 +99,11 @@ def file_spec(file):
     host = (urlsplit(file.url).hostname or "").lower()
     allowed = settings.DOWNLOAD_ALLOWED_HOSTS
     if allowed and not any(host == h or host.endswith("." + h) for h in allowed):
-        raise engine.DownloadError(f"{host} is not in DOWNLOAD_ALLOWED_HOSTS", retryable=False)
+        raise engine.DownloadError(f"{file.path}: {host} is not in DOWNLOAD_ALLOWED_HOSTS", retryable=False)
     root = settings.MODEL_BASE_PATH.resolve()
     dest = root / file.path
     if unsafe_path_reason(file.path) or not Path(os.path.realpath(dest.parent)).is_relative_to(root):
-        raise engine.DownloadError(f"{file.path} would be written outside the model root", retryable=False)
+        raise engine.DownloadError(f"{file.path}: would be written outside the model root", retryable=False)
     part = engine.part_path(dest)
     if part.is_symlink():
         part.unlink()  # a planted link must not make us append to whatever it points at
@@ -140,11 +140,17 @@ def run_file(job, file):
         log.info("%s stopped: %s", job.preset_id, stop.reason)
         return job.state
     except engine.DownloadError as error:
-        message = _naming(file, error.message)
+        message = error.message
         JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
         _finish_job(job, State.FAILED, error=message)
-        publish("download_failed", preset_id=job.preset_id, job_id=job.pk, file=file.path, error=message,
-                retry_count=JobFile.objects.get(pk=file.pk).attempts)
+        publish(
+            "download_failed",
+            preset_id=job.preset_id,
+            job_id=job.pk,
+            file=file.path,
+            error=message,
+            retry_count=JobFile.objects.get(pk=file.pk).attempts,
+        )
         log.warning("%s failed: %s", job.preset_id, message)
         return State.FAILED
     JobFile.objects.filter(pk=file.pk).update(
@@ -157,11 +163,6 @@ def run_file(job, file):
     )
     progress.file_done(result.size)
     return State.COMPLETED
-
-
-def _naming(file, message):
-    """The engine names the file in some messages; make sure every message does, once."""
-    return message if file.path in message else f"{file.path}: {message}"
 
 
 def _finish_job(job, state, error=""):
@@ -253,7 +254,6 @@ class ProgressRecorder:
         )
 
     def retrying(self, attempt, max_attempts, delay, message):
-        message = _naming(self.file, message)
         log.info("%s; attempt %s of %s in %.1f s", message, attempt, max_attempts, delay)
         JobFile.objects.filter(pk=self.file.pk).update(state=State.RETRYING, attempts=attempt, error=message)
         DownloadJob.objects.filter(pk=self.job.pk, state=State.DOWNLOADING).update(state=State.RETRYING)

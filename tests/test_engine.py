@@ -131,7 +131,7 @@ def test_http_500_once_is_retried(server, served, spec):
     assert len(retries.calls) == 1
     attempt, max_attempts, delay, message = retries.calls[0]
     assert (attempt, max_attempts, delay) == (2, 3, FAST.backoff_initial)
-    assert "HTTP 500 from 127.0.0.1" in message
+    assert message.startswith("checkpoints/model.bin: HTTP 500 from 127.0.0.1")
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -284,7 +284,7 @@ def test_corrupt_part_is_discarded_and_downloaded_again(server, served, spec):
     result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
 
     assert_complete(result, spec, served)
-    assert "sha256 mismatch for checkpoints/model.bin" in retries.messages[0]
+    assert retries.messages[0].startswith("checkpoints/model.bin: sha256 mismatch: expected")
     assert [r.range for r in server.requests] == ["bytes=100000-", None]
 
 
@@ -325,7 +325,7 @@ def test_404_is_not_retried(server, spec, tmp_path):
         download(missing, policy=FAST, options=SMALL)
 
     assert not caught.value.retryable
-    assert "HTTP 404 from 127.0.0.1" in caught.value.message
+    assert caught.value.message.startswith("nope.bin: HTTP 404 from 127.0.0.1")
     assert len(server.requests) == 1
     assert not part_path(missing.dest).exists()
 
@@ -336,7 +336,7 @@ def test_sha256_mismatch_leaves_nothing_behind(server, spec):
     with pytest.raises(DownloadError) as caught:
         download(wrong, policy=FAST, options=SMALL)
 
-    assert caught.value.message.startswith(f"sha256 mismatch for checkpoints/model.bin: expected {'ab' * 32}, got ")
+    assert caught.value.message.startswith(f"checkpoints/model.bin: sha256 mismatch: expected {'ab' * 32}, got ")
     assert not caught.value.retryable  # downloaded in one go: the server's file is not the expected one
     assert not spec.dest.exists()
     assert not part_path(spec.dest).exists()
@@ -349,7 +349,7 @@ def test_expected_size_mismatch(server, served, spec):
     with pytest.raises(DownloadError) as caught:
         download(wrong, policy=FAST, options=SMALL)
 
-    assert "size mismatch for checkpoints/model.bin" in caught.value.message
+    assert caught.value.message.startswith("checkpoints/model.bin: size mismatch: expected 300001 bytes")
     assert not caught.value.retryable
     assert not spec.dest.exists()
     assert not part_path(spec.dest).exists()
@@ -362,7 +362,7 @@ def test_not_enough_disk_space_fails_before_writing(server, spec, monkeypatch):
     with pytest.raises(DownloadError) as caught:
         download(spec, policy=FAST, options=SMALL)
 
-    assert caught.value.message.startswith("not enough disk space for checkpoints/model.bin: need 293.0 KiB")
+    assert caught.value.message.startswith("checkpoints/model.bin: not enough disk space: need 293.0 KiB")
     assert not caught.value.retryable
     assert not part_path(spec.dest).exists()
     assert len(server.requests) == 1
@@ -408,7 +408,7 @@ def test_disk_full_while_writing_keeps_the_part(server, spec, monkeypatch):
     with pytest.raises(DownloadError) as caught:
         download(spec, policy=FAST, options=SMALL)
 
-    assert caught.value.message.startswith("disk full while writing")
+    assert caught.value.message.startswith("checkpoints/model.bin: disk full while writing")
     assert not caught.value.retryable
     assert caught.value.progress_made
     assert 0 < part_path(spec.dest).stat().st_size <= 50_000
@@ -485,7 +485,7 @@ def test_auth_failure_hints_and_never_shows_the_token(server, spec):
         download(spec, policy=FAST, options=options)
 
     message = caught.value.message
-    assert message.startswith("HTTP 401 from 127.0.0.1")
+    assert message.startswith("checkpoints/model.bin: HTTP 401 from 127.0.0.1")
     assert "set HF_TOKEN" in message
     assert not caught.value.retryable
     assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)

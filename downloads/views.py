@@ -6,11 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 from downloads import queue
 from presets.models import Preset
 from presetsite.auth import queue_action
-
-
-def _flag(request, name, default):
-    value = request.GET.get(name)
-    return default if value is None else value.lower() in ("1", "true", "yes")
+from presetsite.params import query_flag
 
 
 def _preset_or_404(preset_id):
@@ -32,7 +28,7 @@ def install(request, preset_id):
         return missing
     if preset.retired:
         return JsonResponse({"error": f"preset {preset_id} was retired from the catalogue"}, status=409)
-    job, created = queue.install(preset, user=request.user, force=_flag(request, "force", False))
+    job, created = queue.install(preset, user=request.user, force=query_flag(request, "force", False))
     return _answer(job, status=202 if created else 200, created=created)
 
 
@@ -47,7 +43,7 @@ def _job_action(action, find_job=queue.active_job, **options):
         if job is None:
             return JsonResponse({"error": f"no download of {preset_id} to {action.__name__}"}, status=404)
         try:
-            action(job, **{name: _flag(request, name, default) for name, default in options.items()})
+            action(job, **{name: query_flag(request, name, default) for name, default in options.items()})
         except queue.QueueError as exc:
             return JsonResponse({"error": str(exc), "status": job.state}, status=409)
         return _answer(job)

@@ -8,6 +8,7 @@ from presets.catalogue import CatalogueError
 from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
 from presetsite.auth import staff_required
+from presetsite.params import query_flag
 
 
 def latest_jobs(preset_ids=None):
@@ -74,12 +75,6 @@ def _matches(row, needle):
     return any(needle in text.lower() for text in haystack)
 
 
-def _flag(value):
-    if value is None or value == "":
-        return None
-    return value.lower() in ("1", "true", "yes")
-
-
 @require_GET
 def preset_list(request):
     presets = Preset.objects.all()
@@ -94,7 +89,7 @@ def preset_list(request):
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
     jobs = latest_jobs()
     items = [preset_json(row, sizes, jobs.get(row["id"])) for row in rows]
-    installed = _flag(request.GET.get("installed"))
+    installed = query_flag(request, "installed")
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
     return JsonResponse({"presets": items, "total": len(items)})

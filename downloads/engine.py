@@ -212,7 +212,7 @@ def download(
     attempt about to start. Raises the last DownloadError, or Stopped.
     """
     own_session = session is None
-    session = session or requests.Session()
+    session = session or credential_free_session()
     part = part_path(spec.dest)
     failures = 0
     backoff = policy.backoff_initial
@@ -261,6 +261,21 @@ def already_in_place(spec: FileSpec, *, control: StopSource | None = None, block
     if spec.sha256 and hasher.hexdigest() != spec.sha256.strip().lower():
         return None
     return Result(size=size, sha256=hasher.hexdigest(), resumed_from=size)
+
+
+def credential_free_session() -> requests.Session:
+    """A session that sends only the credentials the engine adds itself (Options.tokens).
+
+    Left alone, requests takes a login from ~/.netrc for any host listed there, and sends it
+    over plain http too, replacing our own Authorization header.
+    """
+    session = requests.Session()
+    session.auth = _as_given
+    return session
+
+
+def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 def fetch(

@@ -589,6 +589,17 @@ def test_already_paused_control_stops_before_any_request(server, spec):
     assert server.requests == []
 
 
+def test_a_netrc_login_is_never_sent(server, served, spec, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    download(spec, policy=FAST, options=SMALL)
+
+    assert server.requests[0].authorization is None
+
+
 def test_tokens_are_never_sent_over_plain_http_to_a_remote_host():
     from downloads.engine import _token_for
 

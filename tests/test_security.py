@@ -2,6 +2,7 @@
 the admins did not allow, leaking tokens, or acting without the right to."""
 
 import json
+import logging
 
 import pytest
 from django.test import Client
@@ -63,15 +64,25 @@ def test_hosts_off_the_allow_list_are_not_contacted(server, settings):
     assert job.state == State.COMPLETED
 
 
-def test_a_token_never_reaches_errors_or_events(server, settings):
+def test_a_token_never_reaches_errors_events_logs_or_pages(server, settings, caplog, admin_client):
+    caplog.set_level(logging.DEBUG)
     settings.DOWNLOAD_TOKENS = {"127.0.0.1": "hf_SuperSecretToken123"}
+    server.script("/model.safetensors", Fault(status=500), Fault(reset_after=1000))
     server.always("/model.safetensors", Fault(status=401))
     job = run(served_preset(server))
     assert job.state == State.FAILED and "401" in job.error
-    assert server.requests[0].authorization == "Bearer hf_SuperSecretToken123"
-    assert "SuperSecret" not in job.error
-    assert "SuperSecret" not in json.dumps(list(Event.objects.values_list("payload", flat=True)))
-    assert "SuperSecret" not in Client().get("/api/presets/queue/status").content.decode()
+    assert {r.authorization for r in server.requests} == {"Bearer hf_SuperSecretToken123"}
+    seen = {
+        "error": job.error,
+        "events": json.dumps(list(Event.objects.values_list("payload", flat=True))),
+        "logs": caplog.text,
+        "queue API": Client().get("/api/presets/queue/status").content.decode(),
+        "preset API": Client().get("/api/presets/ALPHA").content.decode(),
+        "models page": admin_client.get("/").content.decode(),
+        "admin": admin_client.get("/admin/presets/preset/ALPHA/change/").content.decode(),
+    }
+    assert "retrying" in seen["events"] and "WARNING" in caplog.text
+    assert [where for where, text in seen.items() if "SuperSecret" in text] == []
 
 
 def test_queue_actions_can_be_opened_to_anonymous_users_by_setting(server, settings):

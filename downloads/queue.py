@@ -128,14 +128,33 @@ def delete_partials(job):
 
 def delete_abandoned_partials():
     """Delete the .part files of downloads cancelled without keep_partial whose worker died
-    before it could delete them, unless a job that may still resume them holds the same path."""
-    unfinished = JobFile.objects.exclude(state=State.COMPLETED)
-    abandoned = unfinished.filter(job__state=State.CANCELLED, job__keep_partial=False)
-    resumable = unfinished.filter(
+    before it could delete them (it deletes them once it has stopped)."""
+    abandoned = JobFile.objects.exclude(state=State.COMPLETED).filter(
+        job__state=State.CANCELLED, job__keep_partial=False
+    )
+    _delete_unclaimed_partials(abandoned.values_list("path", flat=True))
+
+
+def delete_finished_jobs(jobs):
+    """Delete finished jobs (from the admin's history) and the .part files only they held.
+
+    Active jobs are left alone: the worker may be running one, and each holds its place in
+    the queue. Returns how many jobs were deleted.
+    """
+    finished = jobs.exclude(state__in=ACTIVE_STATES)
+    paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
+    deleted = finished.count()
+    finished.delete()
+    _delete_unclaimed_partials(paths)
+    return deleted
+
+
+def _delete_unclaimed_partials(paths):
+    """Delete the .part of each path, unless a job that may still resume it holds the same path."""
+    resumable = JobFile.objects.exclude(state=State.COMPLETED).filter(
         Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)
     )
-    paths = set(abandoned.values_list("path", flat=True)) - set(resumable.values_list("path", flat=True))
-    for path in paths:
+    for path in set(paths) - set(resumable.values_list("path", flat=True)):
         part_path(settings.MODEL_BASE_PATH / path).unlink(missing_ok=True)
 
 

@@ -1,0 +1,98 @@
+"""Download jobs in the admin: who asked for what, when, and how it ended; queue actions.
+
+Jobs are made by installing a preset, never typed in here, and their state changes only
+through the queue's rules (downloads.queue), so every field is read-only.
+"""
+
+from django.contrib import admin, messages
+
+from downloads import queue
+from downloads.models import ACTIVE_STATES, DownloadJob, JobFile
+from presets.sizes import human_size
+
+
+class JobFileInline(admin.TabularInline):
+    model = JobFile
+    fields = ("position", "path", "state", "attempts", "progress", "skipped", "error", "verified_sha256")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="bytes")
+    def progress(self, file):
+        return f"{human_size(file.bytes_done)} / {human_size(file.bytes_total or file.exact_bytes)}"
+
+
+@admin.register(DownloadJob)
+class DownloadJobAdmin(admin.ModelAdmin):
+    list_display = ("preset", "state", "progress", "requested_by", "queued_at", "finished_at", "short_error")
+    list_filter = ("state",)
+    search_fields = ("preset__id", "preset__name", "requested_by__username")
+    date_hierarchy = "queued_at"
+    list_select_related = ("preset", "requested_by")
+    inlines = [JobFileInline]
+    actions = ["pause", "resume", "cancel", "retry", "delete_finished"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in DownloadJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        """Only finished jobs may go, through `delete_finished` or the job's own page."""
+        return super().has_delete_permission(request, obj) and (obj is None or obj.state not in ACTIVE_STATES)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would delete active jobs too
+        return actions
+
+    def delete_model(self, request, obj):
+        queue.delete_finished_jobs(DownloadJob.objects.filter(pk=obj.pk))
+
+    @admin.display(description="progress")
+    def progress(self, job):
+        percent = queue.job_progress(job.bytes_done, job.bytes_total, 0)["progress"]
+        return f"{percent}% of {human_size(job.bytes_total)}" if job.bytes_total else f"{percent}%"
+
+    @admin.display(description="error")
+    def short_error(self, job):
+        return job.error[:80] + ("…" if len(job.error) > 80 else "")
+
+    def _apply(self, request, jobs, action, done):
+        changed, refused = 0, []
+        for job in jobs:
+            try:
+                action(job)
+                changed += 1
+            except queue.QueueError as error:
+                refused.append(str(error))
+        if changed:
+            self.message_user(request, f"{changed} job(s) {done}.")
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
+
+    @admin.action(description="Pause selected downloads", permissions=["change"])
+    def pause(self, request, queryset):
+        self._apply(request, queryset, queue.pause, "paused")
+
+    @admin.action(description="Resume selected downloads", permissions=["change"])
+    def resume(self, request, queryset):
+        self._apply(request, queryset, queue.resume, "resumed")
+
+    @admin.action(description="Cancel selected downloads (keep their .part files)", permissions=["change"])
+    def cancel(self, request, queryset):
+        self._apply(request, queryset, queue.cancel, "cancelled")
+
+    @admin.action(description="Retry selected failed or cancelled downloads", permissions=["change"])
+    def retry(self, request, queryset):
+        self._apply(request, queryset, queue.retry, "queued again")
+
+    @admin.action(description="Delete selected finished jobs and their leftover .part files", permissions=["delete"])
+    def delete_finished(self, request, queryset):
+        deleted = queue.delete_finished_jobs(queryset)
+        self.message_user(request, f"{deleted} finished job(s) deleted; active ones are kept.")

@@ -1,0 +1,91 @@
+"""Download jobs in the real admin: the history, queue actions, and deleting finished jobs."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from downloads import queue
+from downloads.engine import part_path
+from downloads.models import DownloadJob, State
+from presets.models import Category, Preset, PresetFile
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/downloads/downloadjob/"
+
+
+def preset(preset_id):
+    category, _ = Category.objects.get_or_create(name="Image Generation", defaults={"type": "image"})
+    made = Preset.objects.create(id=preset_id, name=preset_id, category=category, type="image")
+    PresetFile.objects.create(
+        preset=made, path=f"checkpoints/{preset_id.lower()}.safetensors", url="https://example.org/x", size="1MB"
+    )
+    return made
+
+
+def job_in(state, preset_id, user=None):
+    job, _ = queue.install(preset(preset_id), user=user)
+    DownloadJob.objects.filter(pk=job.pk).update(state=state, error="HTTP 404 from example.org" if state == "failed" else "")
+    return DownloadJob.objects.get(pk=job.pk)
+
+
+def act(admin_client, action, *jobs):
+    return admin_client.post(
+        CHANGELIST, {"action": action, "_selected_action": [job.pk for job in jobs]}, follow=True
+    ).content.decode()
+
+
+def test_the_history_shows_who_asked_for_what_and_how_it_ended(admin_client):
+    alice = User.objects.create_user("alice")
+    job_in(State.FAILED, "BROKEN", user=alice)
+    job_in(State.QUEUED, "WAITING")
+
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "BROKEN" in page and "alice" in page and "HTTP 404 from example.org" in page
+    failed_only = admin_client.get(CHANGELIST, {"state__exact": "failed"}).content.decode()
+    assert "BROKEN" in failed_only and "WAITING" not in failed_only
+    assert "delete_selected" not in page
+
+
+def test_queue_actions_follow_the_queue_rules(admin_client):
+    waiting = job_in(State.QUEUED, "WAITING")
+    failed = job_in(State.FAILED, "BROKEN")
+
+    page = act(admin_client, "pause", waiting, failed)
+    assert "1 job(s) paused" in page and "BROKEN is failed, it cannot become paused" in page
+    assert DownloadJob.objects.get(pk=waiting.pk).state == State.PAUSED
+
+    act(admin_client, "retry", failed)
+    assert DownloadJob.objects.get(pk=failed.pk).state == State.QUEUED
+
+
+def test_deleting_keeps_active_jobs_and_removes_the_part_files_only_finished_jobs_held(admin_client, settings):
+    failed = job_in(State.FAILED, "BROKEN")
+    active = job_in(State.QUEUED, "WAITING")
+    parts = [part_path(settings.MODEL_BASE_PATH / job.files.get().path) for job in (failed, active)]
+    for part in parts:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"partial")
+
+    assert "deletelink" in admin_client.get(f"{CHANGELIST}{failed.pk}/change/").content.decode()
+    page = act(admin_client, "delete_finished", failed, active)
+
+    assert "1 finished job(s) deleted" in page
+    assert list(DownloadJob.objects.values_list("preset_id", flat=True)) == ["WAITING"]
+    assert [part.exists() for part in parts] == [False, True]
+    assert "deletelink" not in admin_client.get(f"{CHANGELIST}{active.pk}/change/").content.decode()
+    assert admin_client.post(f"{CHANGELIST}{active.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_a_preset_with_an_active_download_cannot_be_deleted_from_under_the_worker(admin_client):
+    active = job_in(State.QUEUED, "WAITING")
+    job_in(State.FAILED, "BROKEN")
+
+    refused = admin_client.post("/admin/presets/preset/WAITING/delete/", {"post": "yes"})
+    assert refused.status_code == 403
+    admin_client.post(
+        "/admin/presets/preset/", {"action": "delete_selected", "_selected_action": ["WAITING"], "post": "yes"}
+    )
+    assert DownloadJob.objects.filter(pk=active.pk).exists()
+
+    admin_client.post("/admin/presets/preset/BROKEN/delete/", {"post": "yes"})
+    assert not Preset.objects.filter(pk="BROKEN").exists()

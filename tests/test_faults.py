@@ -71,6 +71,27 @@ def has_bytes(path, at_least):
     return lambda: path.exists() and path.stat().st_size > at_least
 
 
+def installing_big(app, server, tmp_path, at_least):
+    """BIG (6 MB) downloading slowly, installed through the API; returns the token and the .part."""
+    app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
+    trickling(server, "BIG")
+    token = operator(app)
+    app.start_cluster()
+    assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
+    part = part_of(app, "big")
+    app.wait_for(has_bytes(part, at_least))
+    return token, part
+
+
+def finishes_from(app, server, token, preset_id, action, offset):
+    """With the server well again, `action` (resume, retry) finishes the job from byte `offset`."""
+    server.always(f"/{preset_id}.safetensors", None)
+    assert app.api("POST", f"/api/presets/{preset_id}/{action}", token).status_code == 200
+    app.wait_for(lambda: app.job_state(preset_id) == "completed")
+    assert server.requests_for(f"/{preset_id}.safetensors")[-1].range == f"bytes={offset}-"
+    assert_consistent(app)
+
+
 def test_a_job_queued_behind_a_killed_download_is_not_lost(make_app, server, tmp_path):
     app = make_app()
     app.load_catalogue(tmp_path, server, {"FIRST": 6_000_000, "SECOND": 300_000})
@@ -114,13 +135,7 @@ def test_a_job_waiting_to_retry_resumes_at_once_after_a_restart(make_app, server
 
 def test_a_paused_job_stays_paused_across_a_restart_and_resumes_from_its_part(make_app, server, tmp_path):
     app = make_app()
-    app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
-    trickling(server, "BIG")
-    token = operator(app)
-    app.start_cluster()
-    assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
-    part = part_of(app, "big")
-    app.wait_for(has_bytes(part, 500_000))
+    token, part = installing_big(app, server, tmp_path, at_least=500_000)
     assert app.api("POST", "/api/presets/BIG/pause", token).status_code == 200
     app.wait_for(lambda: app.query("select count(*) from downloads_jobfile where state = 'queued'") == [(1,)])
 
@@ -133,11 +148,7 @@ def test_a_paused_job_stays_paused_across_a_restart_and_resumes_from_its_part(ma
     assert len(server.requests_for("/BIG.safetensors")) == requests_before, "a paused job was downloaded"
     assert_consistent(app)
 
-    server.always("/BIG.safetensors", None)
-    assert app.api("POST", "/api/presets/BIG/resume", token).status_code == 200
-    app.wait_for(lambda: app.job_state("BIG") == "completed")
-    assert server.requests_for("/BIG.safetensors")[-1].range == f"bytes={paused_at}-"
-    assert_consistent(app)
+    finishes_from(app, server, token, "BIG", "resume", paused_at)
 
 
 def test_a_preset_killed_between_files_keeps_its_finished_file(make_app, server, tmp_path):
@@ -175,22 +186,12 @@ def test_a_failed_job_survives_a_restart_and_retry_finishes_it(make_app, server,
     assert app.job_state("BROKEN") == "failed"
     assert_consistent(app)
 
-    server.always("/BROKEN.safetensors", None)
-    assert app.api("POST", "/api/presets/BROKEN/retry", token).status_code == 200
-    app.wait_for(lambda: app.job_state("BROKEN") == "completed")
-    assert server.requests_for("/BROKEN.safetensors")[-1].range == f"bytes={kept}-"
-    assert_consistent(app)
+    finishes_from(app, server, token, "BROKEN", "retry", kept)
 
 
 def test_a_cancel_the_dead_worker_never_saw_still_deletes_the_part(make_app, server, tmp_path):
     app = make_app()
-    app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
-    trickling(server, "BIG")
-    token = operator(app)
-    app.start_cluster()
-    assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
-    part = part_of(app, "big")
-    app.wait_for(has_bytes(part, 300_000))
+    token, part = installing_big(app, server, tmp_path, at_least=300_000)
 
     app.kill_cluster()
     assert app.api("POST", "/api/presets/BIG/cancel?keep_partial=false", token).status_code == 200
@@ -240,16 +241,11 @@ def test_sqlite_locked_past_its_timeout_refuses_requests_clearly_and_loses_no_do
 
 def test_a_refresh_during_a_download_leaves_the_download_alone(make_app, server, tmp_path):
     app = make_app()
-    catalogue = app.load_catalogue(tmp_path, server, {"BIG": 4_000_000})
-    trickling(server, "BIG")
-    token = operator(app)
-    app.start_cluster()
-    assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
-    app.wait_for(has_bytes(part_of(app, "big"), 300_000))
+    token, _ = installing_big(app, server, tmp_path, at_least=300_000)
 
     # Upstream drops BIG and adds NEW while BIG downloads.
-    app.load_catalogue(tmp_path, server, {"NEW": 1000})
-    assert catalogue.read_text().count("BIG") == 0
+    catalogue = app.load_catalogue(tmp_path, server, {"NEW": 1000})
+    assert "BIG" not in catalogue.read_text()
     assert app.job_state("BIG") == "downloading"
     server.always("/BIG.safetensors", None)
     app.wait_for(lambda: app.job_state("BIG") == "completed")

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import requests
 import yaml
 
@@ -121,6 +122,11 @@ class App:
         return row[0][0] if row else None
 
     def query(self, sql, *params):
+        """Rows of `sql` (with ? placeholders) from the app's database, SQLite or PostgreSQL."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("postgres"):
+            with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as db:
+                return db.execute(sql.replace("?", "%s"), params).fetchall()
         with sqlite3.connect(self.db, timeout=10) as db:
             return db.execute(sql, params).fetchall()
 

@@ -7,12 +7,15 @@ without a job that can resume it.
 
 import sqlite3
 import time
+import uuid
 
+import psycopg
 import pytest
 
 from tests.faultserver import Fault, file_sha256
 from tests.liveapp import App
 
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESUMABLE = ("queued", "downloading", "retrying", "paused", "failed")
 
 
@@ -27,6 +30,29 @@ def make_app(tmp_path):
     yield make
     for app in apps:
         app.stop()
+
+
+@pytest.fixture
+def postgres_database():
+    """A database of its own on the local PostgreSQL server, for an app that is not the test's."""
+    name = f"presetsite_faults_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {error}")
+    with admin:
+        admin.execute(f"create database {name}")
+        yield name
+        admin.execute(f"drop database {name} with (force)")
+
+
+def drop_connections(database):
+    """What a PostgreSQL restart (or a failover) does to every client of `database`."""
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        dropped = admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (database,)
+        ).fetchall()
+    return len(dropped)
 
 
 def assert_consistent(app):
@@ -236,6 +262,20 @@ def test_sqlite_locked_past_its_timeout_refuses_requests_clearly_and_loses_no_do
     assert app.api("POST", "/api/presets/OTHER/install", token).status_code == 202
     app.wait_for(lambda: app.job_state("OTHER") == "completed")
     assert "database" in (app.data / "qcluster.log").read_text()
+    assert_consistent(app)
+
+
+def test_postgresql_dropping_every_connection_mid_download_loses_nothing(make_app, server, tmp_path, postgres_database):
+    app = make_app(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{postgres_database}")
+    token, part = installing_big(app, server, tmp_path, at_least=300_000)
+
+    assert drop_connections(postgres_database) >= 2  # the worker's and django-q2's at least
+    grown = part.stat().st_size + 500_000
+    app.wait_for(has_bytes(part, grown))  # the download goes on, resumed or not
+    assert app.api("GET", "/api/presets/queue/status", token).json()["current"]["preset_id"] == "BIG"
+
+    server.always("/BIG.safetensors", None)
+    app.wait_for(lambda: app.job_state("BIG") == "completed")
     assert_consistent(app)
 
 

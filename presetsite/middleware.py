@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db import DatabaseError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
+from django.utils.deprecation import MiddlewareMixin
 
 from presetsite.models import ApiToken, token_digest
 
@@ -52,18 +53,12 @@ def database_is_busy(error):
     return isinstance(error, OperationalError) and any(word in str(error) for word in ("locked", "busy"))
 
 
-class DatabaseBusyMiddleware:
+class DatabaseBusyMiddleware(MiddlewareMixin):
     """Answer 503 with Retry-After, not a bare 500, when the database stayed locked.
 
     Under SQLite a long write elsewhere (a backup, a bulk admin change) can hold the lock past
     SQLITE_BUSY_TIMEOUT. Nothing was changed by the refused request, and trying again works.
     """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
 
     def process_exception(self, request, exception):
         if not database_is_busy(exception):

@@ -5,11 +5,9 @@ import subprocess
 import pytest
 
 from downloads import queue
-from downloads.engine import part_path
 from downloads.models import State
 from downloads.worker import run_queue
-from tests.faultserver import Fault
-from tests.test_queue import run_worker_in_background, served_preset, target, wait_for
+from tests.test_queue import alpha_under_way, served_preset, target
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,12 +36,7 @@ def test_a_file_that_cannot_fit_fails_before_it_starts(server, small_disk, setti
 def test_a_disk_that_fills_up_mid_download_fails_clearly_keeps_the_part_and_retry_finishes(
     server, small_disk, settings
 ):
-    preset = served_preset(server, "ALPHA", [1_200_000])
-    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.02)))
-    job, _ = queue.install(preset)
-    worker = run_worker_in_background()
-    part = part_path(target(settings, preset))
-    wait_for(lambda: part.exists() and part.stat().st_size > 200_000)
+    preset, job, worker, part = alpha_under_way(server, settings, 1_200_000, at_least=200_000, every=0.02)
     filler = small_disk / "someone-elses-file"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # until ENOSPC
     worker.join(timeout=30)

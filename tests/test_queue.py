@@ -49,6 +49,18 @@ def target(settings, preset, position=0):
     return settings.MODEL_BASE_PATH / preset.files.all()[position].path
 
 
+def alpha_under_way(server, settings, size, at_least, every=0.05):
+    """ALPHA, one file of `size` bytes trickling into a background worker, its .part already
+    past `at_least` bytes. Returns (preset, job, worker, part)."""
+    preset = served_preset(server, "ALPHA", [size])
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, every)))
+    job, _ = queue.install(preset)
+    worker = run_worker_in_background()
+    part = part_path(target(settings, preset))
+    wait_for(lambda: part.exists() and part.stat().st_size > at_least)
+    return preset, job, worker, part
+
+
 def run_worker_in_background():
     """The worker as django-q2 runs it, in a thread with its own database connection."""
 
@@ -206,12 +218,7 @@ def test_a_sha256_mismatch_fails_and_installs_nothing(server, settings):
 
 
 def test_pause_stops_the_transfer_and_resume_continues_from_the_byte(server, settings, user_client):
-    preset = served_preset(server, "ALPHA", [2_000_000])
-    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
-    user_client.post("/api/presets/ALPHA/install")
-    worker = run_worker_in_background()
-    part = part_path(target(settings, preset))
-    wait_for(lambda: part.exists() and part.stat().st_size > 100_000)
+    preset, _, worker, part = alpha_under_way(server, settings, 2_000_000, at_least=100_000)
 
     asked = time.monotonic()
     assert user_client.post("/api/presets/ALPHA/pause").json()["status"] == "paused"
@@ -232,12 +239,7 @@ def test_pause_stops_the_transfer_and_resume_continues_from_the_byte(server, set
 
 @pytest.mark.parametrize("keep_partial", [True, False])
 def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, settings, user_client, keep_partial):
-    preset = served_preset(server, "ALPHA", [2_000_000])
-    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
-    user_client.post("/api/presets/ALPHA/install")
-    worker = run_worker_in_background()
-    part = part_path(target(settings, preset))
-    wait_for(lambda: part.exists() and part.stat().st_size > 50_000)
+    preset, _, worker, part = alpha_under_way(server, settings, 2_000_000, at_least=50_000)
     suffix = "" if keep_partial else "?keep_partial=false"
     assert user_client.post(f"/api/presets/ALPHA/cancel{suffix}").json()["status"] == "cancelled"
     worker.join(timeout=5)
@@ -351,12 +353,7 @@ def test_worker_timeout_and_retry_never_cut_a_long_download(settings):
 
 
 def test_a_pause_undone_before_the_worker_looks_still_stops_and_resumes_the_transfer(server, settings):
-    preset = served_preset(server, "ALPHA", [2_000_000])
-    server.always("/ALPHA/0.safetensors", Fault(trickle=(20_000, 0.05)))
-    job, _ = queue.install(preset)
-    worker = run_worker_in_background()
-    part = part_path(target(settings, preset))
-    wait_for(lambda: part.exists() and part.stat().st_size > 100_000)
+    preset, job, worker, part = alpha_under_way(server, settings, 2_000_000, at_least=100_000)
     server.always("/ALPHA/0.safetensors", None)
     queue.pause(job)
     queue.resume(job)  # back to queued at once: the worker must not go on as if nothing happened

@@ -103,6 +103,9 @@ LOADERS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "LoraLoaderBypass": (_LORA, ("strength_model", None), ("strength_clip", None)),
     "LoraLoaderBypassModelOnly": (_LORA, ("strength_model", None)),
     # --- widespread custom nodes
+    # Lightricks/ComfyUI-LTXVideo: LTX-2's Gemma text encoder, then the checkpoint it reads its
+    # projection from (seen in Comfy-Org's own LTX-2 template)
+    "LTXVGemmaCLIPModelLoader": (("gemma_path", "text_encoders"), ("ltxv_path", "checkpoints"), ("max_length", None)),
     "UnetLoaderGGUF": (("unet_name", "diffusion_models"),),  # city96/ComfyUI-GGUF
     "UnetLoaderGGUFAdvanced": (("unet_name", "diffusion_models"),),
     "CLIPLoaderGGUF": (("clip_name", "text_encoders"), ("type", None)),
@@ -162,7 +165,7 @@ INPUT_NAME_FOLDERS: dict[str, str] = {
 #: Name patterns: clip_name, clip_name1..4, clip_l_name, text_encoder2, lora_1, lora_name_2...
 INPUT_NAME_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^clip(_[lg])?_name_?\d*$"), "text_encoders"),
-    (re.compile(r"^(t5|t5xxl|umt5|llm|llama|gemma|qwen)_?(model_)?name$"), "text_encoders"),
+    (re.compile(r"^(t5|t5xxl|umt5|llm|llama|gemma|qwen)_?(model_)?(name|path)$"), "text_encoders"),
     (re.compile(r"^text_encoder_?\d+$"), "text_encoders"),
     (re.compile(r"^lora(_name)?_?\d+$"), "loras"),
     (re.compile(r"^(ckpt|checkpoint)_name_?\d+$"), "checkpoints"),

@@ -344,6 +344,7 @@ def test_metadata_rules():
     ("Whatever", "clip_name", "text_encoders"),
     ("Whatever", "clip_name3", "text_encoders"),
     ("Whatever", "unet_name", "diffusion_models"),
+    ("Whatever", "gemma_path", "text_encoders"),
     ("Whatever", "control_net_name", "controlnet"),
     ("MyCLIPVisionLoader", "clip_name", "clip_vision"),
     ("SuperUpscaleLoader", "model_name", "upscale_models"),
@@ -387,6 +388,20 @@ def test_ui_heuristics_for_unknown_nodes():
         ("loras", "stack_b.safetensors", ("3 LoraStacker",)),
     }
     assert any("what_is_this.safetensors" in w and "folder is unknown" in w for w in result.warnings)
+
+
+def test_ltx2_gemma_loader_puts_each_of_its_files_in_its_own_folder():
+    """A custom node of Comfy-Org's LTX-2 template: one text encoder and one checkpoint."""
+    gemma = "gemma-3-12b-it-qat-q4_0-unquantized_readout_proj/model/model.safetensors"
+    checkpoint = "ltx-av-step-1751000_vocoder_24K.safetensors"
+    expected = {("text_encoders", gemma), ("checkpoints", checkpoint)}
+    in_ui = scan_workflow(ui([node(2, "LTXVGemmaCLIPModelLoader", [gemma, checkpoint, 1024])]))
+    in_api = scan_workflow(
+        {"2": {"class_type": "LTXVGemmaCLIPModelLoader",
+               "inputs": {"gemma_path": gemma, "ltxv_path": checkpoint, "max_length": 1024}}}
+    )
+    for result in (in_ui, in_api):
+        assert set(refs(result)) == expected and result.warnings == []
 
 
 def test_power_lora_loader_style_values():

@@ -240,7 +240,6 @@ class ProgressRecorder:
         file_total = total or self.file.exact_bytes or self.file.approx_bytes
         speed = self.speed.rate()
         job_done, job_total = self.done_before + downloaded, self.others_total + (file_total or 0)
-        self.written = (downloaded, total)
         JobFile.objects.filter(pk=self.file.pk).update(bytes_done=downloaded, bytes_total=total, speed=speed)
         DownloadJob.objects.filter(pk=self.job.pk).update(
             bytes_done=job_done, bytes_total=job_total, speed=speed, updated_at=timezone.now()
@@ -252,6 +251,7 @@ class ProgressRecorder:
             **file_progress(self.file.path, downloaded, file_total),
             **job_progress(job_done, job_total, speed),
         )
+        self.written = (downloaded, total)  # only once saved: a skipped write is tried again
 
     def retrying(self, attempt, max_attempts, delay, message):
         log.info("%s; attempt %s of %s in %.1f s", message, attempt, max_attempts, delay)

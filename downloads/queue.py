@@ -143,10 +143,9 @@ def delete_finished_jobs(jobs):
     """
     finished = jobs.exclude(state__in=ACTIVE_STATES)
     paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
-    deleted = finished.count()
-    finished.delete()
+    _, deleted = finished.delete()
     _delete_unclaimed_partials(paths)
-    return deleted
+    return deleted.get(DownloadJob._meta.label, 0)
 
 
 def _delete_unclaimed_partials(paths):

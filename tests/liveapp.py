@@ -67,13 +67,15 @@ class App:
         if base:
             catalogue = yaml.safe_load(base.read_text())
         for preset_id, sizes in presets.items():
-            names = [preset_id] if isinstance(sizes, int) else [f"{preset_id}-{n}" for n in range(len(sizes))]
-            sizes = [sizes] if isinstance(sizes, int) else sizes
+            if isinstance(sizes, int):
+                files = [self._served_file(server, preset_id, sizes)]
+            else:
+                files = [self._served_file(server, f"{preset_id}-{n}", size) for n, size in enumerate(sizes)]
             catalogue["presets"][preset_id] = {
                 "name": preset_id,
                 "category": "Image Generation",
                 "type": "image",
-                "files": [self._served_file(server, name, size) for name, size in zip(names, sizes)],
+                "files": files,
             }
         path = tmp_path / "presets.yaml"
         path.write_text(yaml.safe_dump(catalogue, sort_keys=False))

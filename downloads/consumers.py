@@ -1,21 +1,25 @@
 """The dashboard socket: a snapshot of the queue on connect, then every event as it happens."""
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
-from downloads.events import join, leave
-from downloads.queue import queue_snapshot
+from downloads.events import join, leave, snapshot_text
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
+class DashboardConsumer(AsyncWebsocketConsumer):
+    # Events reach the socket through its process's pump (downloads.events), not through a
+    # channel of its own: no Redis connection per socket, and a Redis restart closes no socket.
+    channel_layer_alias = None
+
     async def connect(self):
         if not self.scope["user"].is_authenticated:
             await self.close()  # before accept: the handshake is refused with 403
             return
         await self.accept()
         await join(self)
-        snapshot = await database_sync_to_async(queue_snapshot)()
-        await self.send_json({"type": "queue_updated", **snapshot})
+        await self.send(text_data=await snapshot_text())
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """The dashboard only listens: whatever a client sends, well-formed or not, is ignored."""
 
     async def disconnect(self, code):
         await leave(self)

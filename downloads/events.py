@@ -24,6 +24,7 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -37,7 +38,10 @@ def publish(event_type, **payload):
     """Send an event to every connected browser (from any process, sync code)."""
     event = {"type": event_type, "at": time.time(), **payload}
     if settings.EVENTS_VIA_CHANNEL_LAYER:
-        async_to_sync(get_channel_layer().group_send)(GROUP, broadcast(event))
+        try:
+            async_to_sync(get_channel_layer().group_send)(GROUP, broadcast(event))
+        except Exception as error:  # Redis away: the download goes on, browsers get a snapshot later
+            log.warning("event %s not sent: %s", event_type, error)
     else:
         from downloads.models import Event
 
@@ -103,19 +107,39 @@ async def outbox_pump():
 
 
 async def channel_layer_pump():
-    """Scale-out: this process listens on one channel of the Redis group and fans out locally."""
+    """Scale-out: this process listens on one channel of the Redis group and fans out locally.
+
+    When Redis goes away (a restart forgets the group and the messages meanwhile), the pump
+    keeps trying; once back it joins the group again and sends every socket a fresh snapshot,
+    so no page stays on a state it missed the end of.
+    """
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    joined_at = 0.0
+    joined_at = None
+    lost = False
     while True:
         try:
-            if time.monotonic() - joined_at > GROUP_RENEWAL:
+            if joined_at is None or time.monotonic() - joined_at > GROUP_RENEWAL:
                 await layer.group_add(GROUP, channel)
                 joined_at = time.monotonic()
+                if lost:
+                    lost = False
+                    log.warning("event pump: Redis is back")
+                    await fan_out(await snapshot_text())
             message = await asyncio.wait_for(layer.receive(channel), timeout=60)
             await fan_out(message["text"])
         except asyncio.TimeoutError:
             continue
-        except Exception:  # Redis away for a moment must not end the pump: log and try again
-            log.exception("event pump")
+        except Exception as error:  # Redis away for a moment must not end the pump: try again
+            if not lost:
+                log.warning("event pump: Redis unavailable (%s); retrying every second", error)
+            lost, joined_at = True, None
             await asyncio.sleep(1)
+
+
+async def snapshot_text():
+    """The whole queue as one queue_updated event: what a socket gets first, and after an outage."""
+    from downloads.queue import queue_snapshot
+
+    snapshot = await database_sync_to_async(queue_snapshot)()
+    return json.dumps({"type": "queue_updated", **snapshot}, separators=(",", ":"))

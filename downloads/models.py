@@ -4,8 +4,12 @@ The job state lives here, not in django-q2's task table: the worker reads and wr
 rows, and pause/cancel requests reach the running download through them.
 """
 
+import os
+import socket
+from datetime import timedelta
+
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -107,3 +111,92 @@ class Event(models.Model):
     def prune(cls):
         """Keep the newest KEEP events: enough for any web process that is a little behind."""
         cls.objects.filter(id__lte=cls.last_id() - cls.KEEP).delete()
+
+
+class WorkerLease(models.Model):
+    """Which download worker holds this database's queue: there must be exactly one.
+
+    Crash recovery requeues every job marked downloading when a worker starts, so a second
+    cluster (a second `start`, an orphan left by a killed one) would take over the first one's
+    download and both would write the same .part. The cluster takes this lease when it starts
+    and renews it while it runs; it is free again when the holder stops, when its process is
+    gone (same host), or when it has not been renewed for TTL (a holder on another host).
+    """
+
+    TTL = timedelta(seconds=30)
+    RENEW_EVERY = 10  # seconds
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)  # one row: one queue
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    # The cluster's processes share a process group: a worker orphaned by a killed parent
+    # still holds the queue while any of them runs.
+    pgid = models.IntegerField()
+    started_at = models.DateTimeField()
+    renewed_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"pid {self.pid} on {self.host}"
+
+    @staticmethod
+    def me():
+        return {"host": socket.gethostname(), "pid": os.getpid(), "pgid": os.getpgrp()}
+
+    @classmethod
+    def holder(cls):
+        """The lease of a worker that still runs, or None."""
+        lease = cls.objects.filter(pk=1).first()
+        return lease if lease and lease.is_held() else None
+
+    @classmethod
+    def acquire(cls):
+        """Take the lease, or raise LeaseHeld naming the worker that has it."""
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                lease = cls.objects.select_for_update().filter(pk=1).first()
+                if lease and lease.is_held() and not lease.is_mine():
+                    raise LeaseHeld(lease)
+                cls.objects.update_or_create(pk=1, defaults={**cls.me(), "started_at": now, "renewed_at": now})
+        except IntegrityError:  # another worker inserted it between our read and our write
+            raise LeaseHeld(cls.objects.get(pk=1)) from None
+
+    @classmethod
+    def renew(cls):
+        """Still ours? False when another worker took it (we were silent past TTL)."""
+        return bool(cls.objects.filter(pk=1, **cls.me()).update(renewed_at=timezone.now()))
+
+    @classmethod
+    def release(cls):
+        cls.objects.filter(pk=1, **cls.me()).delete()
+
+    def is_mine(self):
+        return self.host == socket.gethostname() and self.pid == os.getpid()
+
+    def is_held(self):
+        if timezone.now() - self.renewed_at > self.TTL:
+            return False
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def describe(self):
+        return (
+            f"another download worker holds this database's queue: pid {self.pid} "
+            f"(process group {self.pgid}) on {self.host}, "
+            f"started {self.started_at:%Y-%m-%d %H:%M:%S} UTC, last seen "
+            f"{(timezone.now() - self.renewed_at).total_seconds():.0f} s ago. Stop it first (only one "
+            f"`manage.py qcluster` may run per database)."
+        )
+
+
+class LeaseHeld(Exception):
+    def __init__(self, lease):
+        super().__init__(lease.describe())
+        self.lease = lease

@@ -58,9 +58,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "downloads",  # before django_q: its `qcluster` command replaces django-q2's
     "django_q",
     "presets",
-    "downloads",
     "templates_scan",
     "presetsite",
 ]
@@ -175,10 +175,18 @@ WORKFLOW_MAX_BYTES = int(os.environ.get("WORKFLOW_MAX_BYTES", str(16 * 1024 * 10
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EVENTS_VIA_CHANNEL_LAYER = bool(REDIS_URL)
 EVENT_POLL_INTERVAL = float(os.environ.get("EVENT_POLL_INTERVAL", "0.025"))
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+# channels-redis waits for messages with a blocking pop of 5 s (BZPOPMIN), and redis-py 8 gives
+# every read a 5 s socket timeout by default: the client gave up just as Redis answered, and
+# each idle receive raised TimeoutError. Reads get longer than the pop; connecting stays quick.
+def redis_channel_layer(url):
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15, "socket_connect_timeout": 5}]},
     }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

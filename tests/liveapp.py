@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import redis
 import requests
 import yaml
 
@@ -202,3 +203,35 @@ class App:
             assert self.cluster is None or self.cluster.poll() is None, "qcluster died"
             time.sleep(0.1)
         raise AssertionError("condition not met in time")
+
+
+class OwnRedis:
+    """A Redis server of the test's own: nothing shared with other test runs, and it can restart."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = self.start()
+
+    def start(self):
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return process
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def restart(self):
+        self.stop()
+        time.sleep(1.5)  # down for a moment, as during a real restart
+        self.process = self.start()
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()

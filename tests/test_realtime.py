@@ -9,21 +9,23 @@ import json
 import time
 
 import pytest
-import redis
 import websockets
 
 from tests.faultserver import Fault
-from tests.liveapp import App
+from tests.liveapp import App, OwnRedis
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+@pytest.fixture
+def own_redis():
+    running = OwnRedis()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(params=["embedded", "redis"])
 def app(request, tmp_path):
     env = {}
     if request.param == "redis":
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        env["REDIS_URL"] = REDIS_URL
+        env["REDIS_URL"] = request.getfixturevalue("own_redis").url
     app = App(tmp_path, **env)
     yield app
     app.stop()
@@ -151,3 +153,84 @@ def test_two_web_processes_each_deliver_every_event_to_their_clients(app, server
     events = [[(e["type"], e.get("at")) for e in seen if e.get("at")] for seen in (seen_by_one, seen_by_two)]
     assert events[0] == events[1]
     assert sum(1 for kind, _ in events[0] if kind == "download_progress") >= 2
+
+
+def install_as(app, session, preset_id):
+    return session.post(
+        f"{app.base}/api/presets/{preset_id}/install",
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": app.base},
+    )
+
+
+def test_the_redis_channel_layer_waits_quietly_for_messages(own_redis):
+    """With redis-py 8's default 5 s read timeout, channels-redis's 5 s blocking pop raised
+    redis.exceptions.TimeoutError on every idle receive."""
+    from channels_redis.core import RedisChannelLayer
+
+    from presetsite.settings import redis_channel_layer
+
+    async def idle_receive():
+        layer = RedisChannelLayer(**redis_channel_layer(own_redis.url)["CONFIG"])
+        channel = await layer.new_channel()
+        with pytest.raises(asyncio.TimeoutError):  # ours, not redis-py's
+            await asyncio.wait_for(layer.receive(channel), 8)
+
+    asyncio.run(idle_receive())
+
+
+def test_a_socket_idle_for_a_minute_still_gets_every_event_of_a_download(app, server, tmp_path):
+    """redis-py 8 gave each read 5 s, channels-redis blocks 5 s waiting for a message: every idle
+    socket was closed with 1011 after about 5 s under Redis."""
+    app.load_catalogue(tmp_path, server, {"LATER": 1_000_000})
+    server.always("/LATER.safetensors", Fault(trickle=(100_000, 0.05)))
+    app.create_user("alice", "a-long-password")
+    app.start_web()
+    app.start_cluster()
+    session = app.login("alice", "a-long-password")
+
+    async def scenario():
+        async with connect(app, session) as socket:
+            await socket.recv()
+            with pytest.raises(asyncio.TimeoutError):  # nothing happens, and the socket stays open
+                await asyncio.wait_for(socket.recv(), 60)
+            assert install_as(app, session, "LATER").status_code == 202
+            return await receive_until(socket, lambda m: m["type"] == "download_complete")
+
+    events = asyncio.run(scenario())
+    types = [e["type"] for e in events]
+    assert types[0] == "queue_updated" and types[-1] == "download_complete"
+    progress = [e for e in events if e["type"] == "download_progress"]
+    assert len(progress) >= 3 and progress[-1]["progress"] == 100, types
+
+
+def test_a_redis_restart_under_an_open_socket_ends_with_a_fresh_snapshot(own_redis, server, tmp_path):
+    app = App(tmp_path, REDIS_URL=own_redis.url)
+    try:
+        app.load_catalogue(tmp_path, server, {"STEADY": 1_500_000})
+        server.always("/STEADY.safetensors", Fault(trickle=(100_000, 0.05)))
+        app.create_user("alice", "a-long-password")
+        app.start_web()
+        app.start_cluster()
+        session = app.login("alice", "a-long-password")
+
+        async def scenario():
+            async with connect(app, session) as socket:
+                await socket.recv()
+                assert install_as(app, session, "STEADY").status_code == 202
+                await receive_until(socket, lambda m: m["type"] == "download_progress")
+                await asyncio.to_thread(own_redis.restart)
+                after = await receive_until(socket, lambda m: m["type"] == "queue_updated", timeout=15)
+                await asyncio.to_thread(app.wait_for, lambda: app.job_state("STEADY") == "completed", 60)
+                return after
+
+        snapshot = asyncio.run(scenario())[-1]
+        assert app.webs[0].poll() is None, "the web process died"
+        assert snapshot["current"] is None or snapshot["current"]["preset_id"] == "STEADY"
+        # the page comes back to the truth: a new socket sees the finished queue
+        async def fresh():
+            async with connect(app, session) as socket:
+                return json.loads(await socket.recv())
+
+        assert asyncio.run(fresh())["current"] is None
+    finally:
+        app.stop()

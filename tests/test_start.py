@@ -1,19 +1,23 @@
 """The README's start command on a fresh data directory: catalogue loaded, admin created, app served."""
 
 import os
+import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
 import requests
+import websockets
 
-from tests.liveapp import ROOT, free_port
+from tests.liveapp import ROOT, OwnRedis, free_port
 
 
-def start_app(tmp_path, **extra_env):
-    port = free_port()
+def start_app(tmp_path, port=None, preexec_fn=None, **extra_env):
+    port = port or free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(tmp_path / "data"),
@@ -29,6 +33,7 @@ def start_app(tmp_path, **extra_env):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=preexec_fn,
     )
     return process, f"http://127.0.0.1:{port}"
 
@@ -99,3 +104,97 @@ def test_start_takes_the_admin_password_from_the_environment(tmp_path):
     finally:
         output = stop(process)
     assert "a-long-chosen-passphrase" not in output
+
+
+def started_from_a_script():
+    """`bin/start &` in a script (or nohup) starts it with SIGINT ignored, which children inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def logged_in_cookie(base, username, password):
+    session = requests.Session()
+    page = session.get(f"{base}/login/", timeout=5)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(
+        f"{base}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/login/"},
+        timeout=5,
+    )
+    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+
+@pytest.mark.parametrize("configuration", ["embedded", "redis"])
+def test_stopping_takes_seconds_with_a_socket_open(tmp_path, configuration):
+    own_redis = OwnRedis() if configuration == "redis" else None
+    env = {"ADMIN_PASSWORD": "a-long-chosen-passphrase"}
+    if own_redis:
+        env["REDIS_URL"] = own_redis.url
+    process, base = start_app(tmp_path, preexec_fn=started_from_a_script, **env)
+    try:
+        wait_until_served(process, f"{base}/api/presets/")
+        cookie = logged_in_cookie(base, "admin", "a-long-chosen-passphrase")
+
+        async def stop_with_socket_open():
+            url = base.replace("http://", "ws://") + "/ws/dashboard"
+            async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": base}) as socket_:
+                assert "queue_updated" in await socket_.recv()
+                began = time.monotonic()
+                await asyncio.to_thread(stop, process)
+                return time.monotonic() - began
+
+        took = asyncio.run(stop_with_socket_open())
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if own_redis:
+            own_redis.stop()
+    assert process.returncode == 0
+    assert took < 10, f"stopping took {took:.1f} s"
+
+
+def listening(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_killed_start_takes_the_server_and_the_worker_with_it(tmp_path):
+    port = free_port()
+    process, base = start_app(tmp_path, port=port)
+    wait_until_served(process, f"{base}/api/presets/")
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 20
+    while listening(port) or lease_holder(tmp_path):
+        assert time.monotonic() < deadline, "daphne or the worker outlived start"
+        time.sleep(0.2)
+    process, base = start_app(tmp_path, port=port)  # the same port, at once
+    try:
+        wait_until_served(process, f"{base}/api/presets/")
+    finally:
+        stop(process)
+
+
+def lease_holder(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "db.sqlite3", timeout=10) as db:
+        return db.execute("select pid from downloads_workerlease").fetchall()
+
+
+def test_a_second_start_is_refused_naming_the_port_or_the_worker_that_runs(tmp_path):
+    process, base = start_app(tmp_path)
+    try:
+        wait_until_served(process, f"{base}/api/presets/")
+        port = int(base.rsplit(":", 1)[1])
+        same_port, _ = start_app(tmp_path, port=port)
+        output = same_port.communicate(timeout=60)[0]
+        assert same_port.returncode == 1
+        assert f"port {port} on 127.0.0.1 is already in use by pid" in output and "daphne" in output
+
+        other_port, _ = start_app(tmp_path)
+        output = other_port.communicate(timeout=60)[0]
+        assert other_port.returncode == 1
+        assert "another download worker holds this database's queue: pid" in output
+    finally:
+        stop(process)

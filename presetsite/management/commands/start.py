@@ -5,19 +5,26 @@ exists, then runs the web server (daphne) and the download worker (django-q2's q
 by side, stopping both when either stops or on Ctrl-C.
 """
 
+import ctypes
+import errno
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from downloads.models import WorkerLease
 from presets.refresh import load_initial_catalogue
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Command(BaseCommand):
@@ -28,7 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
 
     def handle(self, *args, host, port, **options):
+        refuse_a_taken_port(host, port)
         call_command("migrate", interactive=False, verbosity=0)
+        holder = WorkerLease.holder()
+        if holder:
+            raise CommandError(holder.describe())
         call_command("collectstatic", interactive=False, verbosity=0)
         result = load_initial_catalogue()
         if result:
@@ -61,8 +72,13 @@ class Command(BaseCommand):
 
     def run_processes(self, commands):
         """Run each command in its own process group; on Ctrl-C or SIGTERM, send each group the
-        SIGINT a terminal would (the download worker stops within a second and requeues its job)."""
-        children = [subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True) for command in commands]
+        SIGINT a terminal would (the download worker stops within a second and requeues its job).
+
+        Our handlers are set before the children start: a handler is reset to the default in a
+        child, whereas an ignored SIGINT (`bin/start &` from a script, nohup) would be inherited
+        and leave daphne deaf to the stop. Each child also dies with this process, so a
+        `kill -9` of `start` leaves nothing running headless.
+        """
         stopping = False
 
         def stop(*_):
@@ -71,6 +87,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        children = [
+            subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=die_with_parent)
+            for command in commands
+        ]
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.5)
         for child in children:
@@ -85,3 +105,42 @@ class Command(BaseCommand):
         failed = [child.args for child in children if child.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)]
         if failed and not stopping:
             sys.exit(f"stopped because a process exited: {failed[0]}")
+
+
+def die_with_parent():
+    """In the child, before it runs: the kernel sends it SIGTERM when `start` dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def refuse_a_taken_port(host, port):
+    """Say plainly that the port is taken, and by what, instead of starting half the app."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as daphne binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise CommandError(f"port {port} on {host} is already in use{by_whom(port)}; stop it or use --port") from None
+
+
+def by_whom(port):
+    """' by pid N (command line)' for the process listening on `port`, when /proc tells."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: listening
+                inodes.add(f"socket:[{fields[9]}]")
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                return f" by pid {fd_dir.parent.name} ({command})"
+        except OSError:
+            continue
+    return ""

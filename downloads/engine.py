@@ -221,6 +221,8 @@ def validator_path(dest: Path) -> Path:
     same file, needs no database (the engine stays Django-free, the benchmark and tests use it
     as is), and is written before the first byte of a new .part. Hidden, so no preset path can
     name it (the catalogue refuses hidden names). Delete the two together: `remove_partial`.
+    A record that cannot be written (a name within 10 bytes of the 255-byte limit) is left
+    out, and that .part is not resumed without a sha256 (see `_attempt`).
     """
     return dest.with_name(f".{dest.name}.if-range")
 

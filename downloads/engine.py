@@ -507,7 +507,9 @@ class _Exchange:
                 continue
 
 
-def _accept(response: requests.Response, spec: FileSpec, offset: int, validator: str | None, host: str, options: Options):
+def _accept(
+    response: requests.Response, spec: FileSpec, offset: int, validator: str | None, host: str, options: Options
+):
     """Check status and headers; return (start, total): where the body starts and the file's
     size as the server gives it (None when it gives none)."""
     status = response.status_code
@@ -819,7 +821,7 @@ def _network_error(exc, url, options, streaming=None) -> DownloadError:
     elif certificate := found(ssl.SSLCertVerificationError):
         message = f"secure connection to {host} refused: its certificate is not trusted ({certificate.verify_message})"
     elif found(ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError):
-        message = f"secure connection to {host} failed: it does not speak TLS on that port, or not a version we accept"
+        message = f"could not open a secure connection to {host} (TLS handshake failed)"
     elif found(socket.gaierror, urllib3.exceptions.NameResolutionError):
         message = f"cannot find {host}: the name does not resolve"
     elif found(ConnectionRefusedError):

@@ -5,11 +5,15 @@ Runs without Django: `pytest tests/test_engine.py -p no:django`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections import namedtuple
@@ -68,6 +72,13 @@ def assert_complete(result, spec, served):
     assert result.sha256 == served.sha256
     assert file_sha256(spec.dest) == served.sha256
     assert not part_path(spec.dest).exists()
+
+
+def closed_port():
+    """A port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def pause_later(control, seconds, action="pause"):
@@ -495,10 +506,7 @@ def test_auth_failure_hints_and_never_shows_the_token(server, spec):
 
 
 def test_network_errors_never_show_the_token(tmp_path):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/model.bin?token={TOKEN}"
+    url = f"http://127.0.0.1:{closed_port()}/model.bin?token={TOKEN}"
     retries = Retries()
     options = Options(tokens={"127.0.0.1": TOKEN})
 
@@ -916,28 +924,43 @@ def test_a_body_with_no_length_counts_when_its_exact_size_or_sha256_match(server
 # --- errors in words ------------------------------------------------------------------------------
 
 
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("fault", "url", "timeout", "expected"),
     [
-        (Fault(truncate_after=256 * 1024), None, (5, 5), "connection to 127.0.0.1 lost after 256.0 KB of 20.0 MB"),
-        (Fault(reset_after=256 * 1024), None, (5, 5), "connection to 127.0.0.1 lost after <n> KB of 20.0 MB"),
-        (Fault(trickle=(1024, 2)), None, (5, 0.3), "127.0.0.1 sent nothing for 0.3 s, after 1.0 KB of 20.0 MB"),
-        (Fault(delay=2), None, (5, 0.3), "127.0.0.1 did not answer within 0.3 s"),
-        (None, "http://127.0.0.1:{closed}/big.bin", (5, 5), "127.0.0.1 refused the connection: nothing is listening on that port"),
-        (None, "http://nonexistent.invalid/big.bin", (5, 5), "cannot find nonexistent.invalid: the name does not resolve"),
-        (None, "https://127.0.0.1:{port}/big.bin", (5, 5), "secure connection to 127.0.0.1 failed: it does not speak TLS on that port, or not a version we accept"),
-        (Fault(status=429), None, (5, 5), "127.0.0.1 is limiting how often it may be asked (HTTP 429)"),
-        (Fault(status=502), None, (5, 5), "127.0.0.1 could not reach its own upstream (HTTP 502)"),
-        (Fault(status=403), None, (5, 5), "127.0.0.1 wants a login for this file (HTTP 403)"),
-        (Fault(status=418, body=b"teapot"), None, (5, 5), "127.0.0.1 answered HTTP 418 (I'm a Teapot)"),
+        pytest.param(
+            Fault(truncate_after=256 * 1024), None, (5, 5),
+            "connection to 127.0.0.1 lost after 256.0 KB of 20.0 MB", id="cut",
+        ),
+        pytest.param(
+            Fault(reset_after=256 * 1024), None, (5, 5),
+            "connection to 127.0.0.1 lost after <n> KB of 20.0 MB", id="reset",
+        ),
+        pytest.param(
+            Fault(trickle=(1024, 2)), None, (5, 0.3),
+            "127.0.0.1 sent nothing for 0.3 s, after 1.0 KB of 20.0 MB", id="stalled body",
+        ),
+        pytest.param(Fault(delay=2), None, (5, 0.3), "127.0.0.1 did not answer within 0.3 s", id="no answer"),
+        pytest.param(
+            None, "http://127.0.0.1:{closed}/big.bin", (5, 5),
+            "127.0.0.1 refused the connection: nothing is listening on that port", id="refused",
+        ),
+        pytest.param(
+            None, "http://nonexistent.invalid/big.bin", (5, 5),
+            "cannot find nonexistent.invalid: the name does not resolve", id="no such host",
+        ),
+        pytest.param(
+            None, "https://127.0.0.1:{port}/big.bin", (5, 5),
+            "could not open a secure connection to 127.0.0.1 (TLS handshake failed)", id="not TLS",
+        ),
+        pytest.param(
+            Fault(status=429), None, (5, 5), "127.0.0.1 is limiting how often it may be asked (HTTP 429)", id="429"
+        ),
+        pytest.param(
+            Fault(status=502), None, (5, 5), "127.0.0.1 could not reach its own upstream (HTTP 502)", id="502"
+        ),
+        pytest.param(Fault(status=403), None, (5, 5), "127.0.0.1 wants a login for this file (HTTP 403)", id="403"),
+        pytest.param(Fault(status=418), None, (5, 5), "127.0.0.1 answered HTTP 418 (I'm a Teapot)", id="418"),
     ],
-    ids=["cut", "reset", "stalled body", "no answer", "refused", "no such host", "not TLS", "429", "502", "403", "418"],
 )
 def test_network_faults_read_as_plain_sentences(server, tmp_path, fault, url, timeout, expected):
     server.add_file("/big.bin", 20 * MB)
@@ -951,3 +974,30 @@ def test_network_faults_read_as_plain_sentences(server, tmp_path, fault, url, ti
 
     pattern = re.escape(f"checkpoints/big.bin: {expected}").replace("<n>", r"[\d.]+")  # <n>: wherever the reset hit
     assert re.fullmatch(pattern, caught.value.message), caught.value.message
+
+
+def test_an_untrusted_certificate_reads_as_one(tmp_path):
+    """A real TLS server with a self-signed certificate, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1".split()
+    subprocess.run([*command, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one_handshake():
+        connection, _ = listener.accept()
+        with connection, contextlib.suppress(OSError):
+            context.wrap_socket(connection, server_side=True)
+
+    threading.Thread(target=serve_one_handshake, daemon=True).start()
+    with listener:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/m.bin"
+        with pytest.raises(DownloadError) as caught:
+            download(FileSpec(url, tmp_path / "m.bin"), policy=RetryPolicy(max_attempts=1), options=SMALL)
+
+    assert caught.value.message == (
+        "m.bin: secure connection to 127.0.0.1 refused: its certificate is not trusted (self-signed certificate)"
+    )

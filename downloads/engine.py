@@ -3,9 +3,10 @@
 Plain Python, no Django: the django-q2 worker drives it through callbacks, and the tests and
 the benchmark (bench/download.py) use it directly.
 
-- `fetch()` makes one attempt: stream into ``<dest>.part`` (resuming it with a Range request),
-  verify size and sha256, then atomically rename to ``dest``. A file under its final name is
-  therefore always complete and verified.
+- `fetch()` makes one attempt: stream into ``<dest>.part`` (resuming it with a Range request
+  that names the version it holds, see `validator_path`), verify size and sha256, then
+  atomically rename to ``dest``. A file under its final name is therefore always complete and
+  verified.
 - `download()` wraps `fetch()` in the retry policy (backoff, Retry-After, attempt counter reset
   on progress) and makes the waits between attempts interruptible.
 
@@ -23,6 +24,8 @@ import os
 import queue
 import re
 import shutil
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +36,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+
+from presets.sizes import human_size
 
 VERSION = "1.0"
 USER_AGENT = f"presetsite/{VERSION}"
@@ -52,6 +57,10 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"<>()]*")
 
+# A download whose server sent no length is accepted against the catalogue's approximate size
+# (upstream's "4.8GB", "~23GB": rounded, and GB may mean 10^9 or 2^30) when within this fraction.
+APPROX_SIZE_TOLERANCE = 0.15
+
 _NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
@@ -63,13 +72,18 @@ _PERMANENT_REQUEST_ERRORS = (
 
 @dataclass(frozen=True)
 class FileSpec:
-    """What to download and where; `label` names the file in messages (default: dest's name)."""
+    """What to download and where; `label` names the file in messages (default: dest's name).
+
+    expected_size is the exact size; approx_size the catalogue's estimate, used only to judge a
+    download whose server sent no length (see APPROX_SIZE_TOLERANCE).
+    """
 
     url: str
     dest: Path
     expected_size: int | None = None
     sha256: str | None = None
     label: str | None = None
+    approx_size: int | None = None
 
     @property
     def name(self) -> str:
@@ -82,6 +96,8 @@ class Options:
 
     tokens: host -> bearer token, sent only to that host and its subdomains, never elsewhere
         (redirects are followed hop by hop and each hop gets only its own host's token).
+    allowed_hosts: hosts (subdomains included) that every hop, redirects too, must go to;
+        empty allows any. A hop elsewhere is refused before it is requested.
     auth_hints: host -> advice appended to 401/403 messages, e.g. {"huggingface.co": "set HF_TOKEN"}.
     timeout: (connect, read) seconds; read is the longest silence tolerated mid-transfer.
     chunk_size, buffer_chunks: the most bytes one network read hands over, and how many such
@@ -90,6 +106,7 @@ class Options:
     """
 
     tokens: Mapping[str, str] = field(default_factory=dict)
+    allowed_hosts: tuple[str, ...] = ()
     auth_hints: Mapping[str, str] = field(default_factory=dict)
     timeout: tuple[float, float] = (10.0, 60.0)
     chunk_size: int = 1 << 20
@@ -191,6 +208,29 @@ RetryCallback = Callable[[int, int, float, str], None]
 
 def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
+
+
+def validator_path(dest: Path) -> Path:
+    """Where the version of the file that ``<dest>.part`` holds is kept: ``.<name>.if-range``.
+
+    A resume sends it as If-Range, so a server whose file changed sends the whole new file
+    instead of the rest of it, and the .part is never spliced from two versions. It holds the
+    first response's strong ETag, else its Last-Modified date, or nothing when the server gave
+    neither. It lives in a small file next to the .part rather than in the job's row because
+    it describes those bytes, whoever resumes them: it survives a kill -9 and a new job for the
+    same file, needs no database (the engine stays Django-free, the benchmark and tests use it
+    as is), and is written before the first byte of a new .part. Hidden, so no preset path can
+    name it (the catalogue refuses hidden names). Delete the two together: `remove_partial`.
+    A record that cannot be written (a name within 10 bytes of the 255-byte limit) is left
+    out, and that .part is not resumed without a sha256 (see `_attempt`).
+    """
+    return dest.with_name(f".{dest.name}.if-range")
+
+
+def remove_partial(dest: Path) -> None:
+    """Delete the .part of `dest` and the record of its version."""
+    _remove(part_path(dest))
+    _remove(validator_path(dest))
 
 
 def download(
@@ -302,22 +342,27 @@ def fetch(
 
 
 def _attempt(spec, *, session, control, on_progress, options) -> Result:
-    _check_url(spec.url)
+    _check_url(spec.url, options)
     part = part_path(spec.dest)
     try:
         part.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create {part.parent}: {exc.strerror}", retryable=False) from None
     offset = _file_size(part)
-    if spec.expected_size is not None and offset > spec.expected_size:
-        part.unlink()
+    validator = _read_validator(spec.dest) if offset else None
+    if (spec.expected_size is not None and offset > spec.expected_size) or (
+        offset and validator is None and not spec.sha256
+    ):
+        # Too long, or of an unknown version (left by an older presetsite, or its validator
+        # could not be written) with no sha256 to catch a splice: start again.
+        remove_partial(spec.dest)
         offset = 0
     hasher = hashlib.sha256()
     if offset:
         _hash_existing(part, offset, hasher, control, options.chunk_size)
     _check_stop(control)
 
-    exchange = _Exchange(session, spec.url, offset, options)
+    exchange = _Exchange(session, spec.url, offset, validator, options)
     try:
         try:
             response = exchange.get(control)
@@ -329,14 +374,21 @@ def _attempt(spec, *, session, control, on_progress, options) -> Result:
             if on_progress:
                 on_progress(offset, offset)
             return _finish(spec, part, offset, hasher, resumed_from=offset, sync_part=True)
-        start, total = _accept(response, spec, offset, host, options)
-        if start == 0 and offset:
-            hasher = hashlib.sha256()  # the server ignored Range: the .part restarts from zero
+        start, length = _accept(response, spec, offset, validator, host, options)
+        total = length if length is not None else spec.expected_size
         needed = None if total is None else total - start
         _check_disk_space(spec, part, needed=needed, reclaimed=offset - start, options=options)
+        if start == 0:
+            # A new .part (or the server sent the whole file, maybe a new version, instead of
+            # the rest): its version is recorded before its first byte is written.
+            remove_partial(spec.dest)
+            _write_validator(spec.dest, _validator_of(response))
+            hasher = hashlib.sha256()
         size = _receive(exchange, spec, part, start, total, hasher, control, on_progress, options)
     finally:
         exchange.close()
+    if length is None:
+        _judge_unannounced_length(spec, size, start, host)
     return _finish(spec, part, size, hasher, resumed_from=start)
 
 
@@ -357,10 +409,13 @@ class _Exchange:
 
     _EOF = object()
 
-    def __init__(self, session: requests.Session, url: str, offset: int, options: Options) -> None:
+    def __init__(
+        self, session: requests.Session, url: str, offset: int, validator: str | None, options: Options
+    ) -> None:
         self.url = url
         self._session = session
         self._offset = offset
+        self._validator = validator
         self._options = options
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, options.buffer_chunks))
         self._closed = threading.Event()
@@ -419,14 +474,17 @@ class _Exchange:
                     response.close()
 
     def _open(self) -> requests.Response:
-        """GET, following redirects by hand so a token only ever goes to its own host."""
+        """GET, following redirects by hand so a token only ever goes to its own host and each
+        hop is checked against the allowed hosts before it is requested."""
         headers = {"User-Agent": self._options.user_agent, "Accept-Encoding": "identity"}
         if self._offset:
             headers["Range"] = f"bytes={self._offset}-"
-        url = self.url
+            if self._validator:
+                headers["If-Range"] = self._validator
+        url, came_from = self.url, None
         for _ in range(self._options.max_redirects + 1):
-            self.url = url
-            _check_url(url)
+            _check_url(url, self._options, came_from)
+            self.url = came_from = url
             hop_headers = dict(headers)
             token = _token_for(url, self._options.tokens)
             if token:
@@ -449,8 +507,11 @@ class _Exchange:
                 continue
 
 
-def _accept(response: requests.Response, spec: FileSpec, offset: int, host: str, options: Options):
-    """Check status and headers; return (start, total): where the body starts and the file size."""
+def _accept(
+    response: requests.Response, spec: FileSpec, offset: int, validator: str | None, host: str, options: Options
+):
+    """Check status and headers; return (start, total): where the body starts and the file's
+    size as the server gives it (None when it gives none)."""
     status = response.status_code
     headers = response.headers
     if status not in (200, 206):
@@ -472,17 +533,79 @@ def _accept(response: requests.Response, spec: FileSpec, offset: int, host: str,
             or (length is not None and last is not None and length != last - first + 1)
         ):
             raise DownloadError(
-                f"{host} answered a request from byte {offset} with Content-Range {content_range!r}",
+                f"{host} sent the wrong part of the file when asked to resume at byte {offset:,}"
+                f" (Content-Range {content_range!r})",
+                retryable=True,
+            )
+        if validator and not _same_version(response, validator):
+            # A server that ignores If-Range sends the rest of whatever it has now.
+            remove_partial(spec.dest)
+            raise DownloadError(
+                f"the file on {host} changed since the download began; starting again from zero",
                 retryable=True,
             )
         start = offset
     if spec.expected_size is not None and total is not None and total != spec.expected_size:
-        _remove(part_path(spec.dest))
+        remove_partial(spec.dest)
         raise DownloadError(
-            f"size mismatch: expected {spec.expected_size} bytes, {host} has {total}",
+            f"size mismatch: expected {spec.expected_size:,} bytes, {host} has {total:,}",
             retryable=False,
         )
-    return start, total if total is not None else spec.expected_size
+    return start, total
+
+
+def _validator_of(response: requests.Response) -> str:
+    """What identifies this version of the file for If-Range: a strong ETag, else Last-Modified.
+
+    A weak ETag (W/"...") is not used: it may stay the same when the bytes change, and
+    servers must not honour it in If-Range (RFC 9110, 13.1.5).
+    """
+    etag = response.headers.get("ETag", "").strip()
+    if etag.startswith('"') and etag.endswith('"') and len(etag) > 1:
+        return etag
+    return response.headers.get("Last-Modified", "").strip()
+
+
+def _same_version(response: requests.Response, validator: str) -> bool:
+    """Whether a 206 comes from the version recorded with the .part, as far as it says."""
+    header = "ETag" if validator.startswith('"') else "Last-Modified"
+    now = response.headers.get(header, "").strip()
+    return not now or now == validator
+
+
+def _read_validator(dest: Path) -> str | None:
+    """The recorded version of ``<dest>.part`` ("" when its server gave none), or None when
+    there is no usable record. A symbolic link planted there is not followed."""
+    try:
+        fd = os.open(validator_path(dest), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        text = os.read(fd, 1024).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
+    return text if text.isprintable() else None
+
+
+def _write_validator(dest: Path, validator: str) -> None:
+    """Record the version of the .part about to be written (durably: a kill -9 or power cut
+    must not leave new bytes with no record). A record that cannot be written is left out:
+    the .part then counts as of unknown version and a resume starts from zero."""
+    path = validator_path(dest)
+    _remove(path)  # a planted link is replaced, not followed
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError:
+        return
+    try:
+        os.write(fd, validator.encode("ascii", "replace"))
+        os.fsync(fd)
+    except OSError:
+        _remove(path)
+    finally:
+        os.close(fd)
 
 
 def _accept_complete_part(response: requests.Response, spec: FileSpec, part: Path, offset: int) -> None:
@@ -491,28 +614,36 @@ def _accept_complete_part(response: requests.Response, spec: FileSpec, part: Pat
     total = int(match[1]) if match else spec.expected_size
     if total == offset and spec.expected_size in (None, offset):
         return
-    _remove(part)
+    remove_partial(spec.dest)
     raise DownloadError(
-        f"{_host(response.url)} refused to resume at byte {offset}; restarting from zero",
+        f"{_host(response.url)} refused to resume at {human_size(offset)}; starting again from zero",
         retryable=True,
     )
 
 
 def _status_error(response: requests.Response, host: str, options: Options) -> DownloadError:
+    """An HTTP error status in words, keeping the code for whoever looks it up."""
     status = response.status_code
-    message = f"HTTP {status} from {host}"
     if status in (401, 403):
         if _token_for(response.url, options.tokens):
-            message += ": the token was refused or has no access to this file"
+            message = f"{host} refused the token (HTTP {status}): it is wrong or has no access to this file"
         else:
-            message += ": authentication required"
+            message = f"{host} wants a login for this file (HTTP {status})"
         hint = _lookup_host(host, options.auth_hints)
         if hint:
-            message += f" ({hint})"
-    elif status == 404:
-        message += f": {_display(response.url)} not found"
-    elif response.reason:
-        message += f" ({response.reason})"
+            message += f"; {hint}"
+    elif status in (404, 410):
+        message = f"not found on {host} (HTTP {status}): {_display(response.url)}"
+    elif status == 429:
+        message = f"{host} is limiting how often it may be asked (HTTP 429)"
+    elif status == 503:
+        message = f"{host} is unavailable for now (HTTP 503)"
+    elif status in (502, 504):
+        message = f"{host} could not reach its own upstream (HTTP {status})"
+    elif status >= 500:
+        message = f"{host} had an internal error (HTTP {status})"
+    else:
+        message = f"{host} answered HTTP {status}" + (f" ({response.reason})" if response.reason else "")
     retryable = status in (408, 429) or status >= 500
     retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
     return DownloadError(_scrub(message, options), retryable=retryable, retry_after=retry_after)
@@ -549,25 +680,55 @@ def _receive(exchange, spec, part, start, total, hasher, control, on_progress, o
     except OSError as exc:
         raise _write_error(exc, part, position > start) from None
     if total is not None and position < total:
-        raise DownloadError(
-            f"connection to {_host(exchange.url)} ended early, at byte {position} of {total}",
-            retryable=True,
-            progress_made=position > start,
-        )
+        raise DownloadError(_lost(exchange.url, position, total), retryable=True, progress_made=position > start)
     return position
+
+
+def _judge_unannounced_length(spec: FileSpec, size: int, start: int, host: str) -> None:
+    """A body sent with no length ends when the connection closes, whether it was cut or not.
+
+    Such a file counts only when its exact size or sha256 is known (`_finish` checks them), or
+    failing those when its size is within APPROX_SIZE_TOLERANCE of the catalogue's estimate.
+    Far short is taken for a cut connection (retried, resuming the .part); far over, or nothing
+    to compare with, is not the file the catalogue describes.
+    """
+    if spec.expected_size is not None or spec.sha256:
+        return
+    approx = spec.approx_size
+    if not approx:
+        remove_partial(spec.dest)
+        raise DownloadError(
+            f"{host} sent {human_size(size)} without saying how long the file is, and the catalogue gives"
+            " no exact size or sha256 to check it against",
+            retryable=False,
+        )
+    if size < approx * (1 - APPROX_SIZE_TOLERANCE):
+        raise DownloadError(
+            f"connection to {host} ended after {human_size(size)} without saying how long the file is;"
+            f" the catalogue says about {human_size(approx)}",
+            retryable=True,
+            progress_made=size > start,
+        )
+    if size > approx * (1 + APPROX_SIZE_TOLERANCE):
+        remove_partial(spec.dest)
+        raise DownloadError(
+            f"{host} sent {human_size(size)} without saying how long the file is; the catalogue says"
+            f" about {human_size(approx)}, so it is not the expected file",
+            retryable=False,
+        )
 
 
 def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int, sync_part: bool = False) -> Result:
     """Verify the complete .part, then rename it into place durably."""
     retry = resumed_from > 0  # see fetch(): only a resumed transfer is worth restarting
     if spec.expected_size is not None and size != spec.expected_size:
-        _remove(part)
+        remove_partial(spec.dest)
         raise DownloadError(
-            f"size mismatch: expected {spec.expected_size} bytes, got {size}", retryable=retry
+            f"size mismatch: expected {spec.expected_size:,} bytes, got {size:,}", retryable=retry
         )
     digest = hasher.hexdigest()
     if spec.sha256 and digest != spec.sha256.strip().lower():
-        _remove(part)
+        remove_partial(spec.dest)
         raise DownloadError(
             f"sha256 mismatch: expected {spec.sha256.strip().lower()}, got {digest}",
             retryable=retry,
@@ -580,6 +741,7 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
         _fsync_dir(spec.dest.parent)
     except OSError as exc:
         raise _write_error(exc, spec.dest, False) from None
+    _remove(validator_path(spec.dest))
     return Result(size=size, sha256=digest, resumed_from=resumed_from)
 
 
@@ -612,7 +774,7 @@ def _check_disk_space(spec: FileSpec, part: Path, *, needed: int | None, reclaim
     free = shutil.disk_usage(part.parent).free + reclaimed - options.disk_reserve
     if needed > free:
         raise DownloadError(
-            f"not enough disk space: need {_size(needed)}, {_size(max(free, 0))} free",
+            f"not enough disk space: need {human_size(needed)}, {human_size(max(free, 0))} free",
             retryable=False,
         )
 
@@ -636,22 +798,75 @@ def _check_stop(control: StopSource | None) -> None:
 
 
 def _network_error(exc, url, options, streaming=None) -> DownloadError:
-    """A failure of the connection itself, before the headers or (streaming given) in the body.
+    """A failure of the connection itself, before the headers or (streaming given) in the body,
+    in a sentence: requests and urllib3 wrap the cause in layers of reprs nobody should read.
 
     streaming: (position, total, progress_made) at the time of the failure.
     """
-    if streaming is None:
-        message = f"request to {_host(url)} failed: {_reason(exc)}"
-        progress_made = False
-    else:
+    host = _shown_host(url)
+    causes = _causes(exc)
+
+    def found(*types):
+        return next((cause for cause in causes if isinstance(cause, types)), None)
+
+    connect_timeout, read_timeout = options.timeout
+    timed_out = found(requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)
+    progress_made = False
+    if streaming is not None:
         position, total, progress_made = streaming
-        of_total = f" of {total}" if total is not None else ""
-        message = f"connection to {_host(url)} lost at byte {position}{of_total}: {_reason(exc)}"
+        if timed_out:
+            message = f"{host} sent nothing for {read_timeout:g} s, after {_so_far(position, total)}"
+        else:
+            message = _lost(url, position, total)
+    elif certificate := found(ssl.SSLCertVerificationError):
+        message = f"secure connection to {host} refused: its certificate is not trusted ({certificate.verify_message})"
+    elif found(ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError):
+        message = f"could not open a secure connection to {host} (TLS handshake failed)"
+    elif found(socket.gaierror, urllib3.exceptions.NameResolutionError):
+        message = f"cannot find {host}: the name does not resolve"
+    elif found(ConnectionRefusedError):
+        message = f"{host} refused the connection: nothing is listening on that port"
+    elif (unreachable := found(OSError)) and unreachable.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        message = f"{host} cannot be reached from this server"
+    elif found(requests.exceptions.ConnectTimeout):  # urllib3's NewConnectionError is not one
+        message = f"could not connect to {host} within {connect_timeout:g} s"
+    elif timed_out:
+        message = f"{host} did not answer within {read_timeout:g} s"
+    elif found(ConnectionError, urllib3.exceptions.ProtocolError):
+        message = f"{host} closed the connection without answering"
+    else:
+        message = f"request to {host} failed: {_reason(exc)}"
     return DownloadError(
         _scrub(message, options),
         retryable=not isinstance(exc, _PERMANENT_REQUEST_ERRORS),
         progress_made=progress_made,
     )
+
+
+def _lost(url: str, position: int, total: int | None) -> str:
+    return f"connection to {_shown_host(url)} lost after {_so_far(position, total)}"
+
+
+def _so_far(position: int, total: int | None) -> str:
+    return human_size(position) + (f" of {human_size(total)}" if total else "")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and those it wraps, outermost first (requests and urllib3 nest one or two
+    layers, in args, `reason` or the exception chain)."""
+    chain = []
+    while exc is not None and exc not in chain and len(chain) < 10:
+        chain.append(exc)
+        args = exc.args
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason
+        elif isinstance(exc, requests.RequestException) and args and isinstance(args[0], BaseException):
+            exc = args[0]
+        elif isinstance(exc, urllib3.exceptions.ProtocolError) and len(args) > 1 and isinstance(args[1], BaseException):
+            exc = args[1]
+        else:
+            exc = exc.__cause__ or exc.__context__
+    return chain
 
 
 def _write_error(exc: OSError, path: Path, progress_made: bool) -> DownloadError:
@@ -678,10 +893,21 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, options: Options, came_from: str | None = None) -> None:
+    """Refuse a URL that is not plain http(s), or whose host is not allowed; came_from: the URL
+    that redirected to it."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadError(f"unsupported URL {_display(url)}: only http and https are allowed", retryable=False)
+    if options.allowed_hosts and not _lookup_host(_host(url), dict.fromkeys(options.allowed_hosts, True)):
+        if came_from is None:
+            message = f"{_shown_host(url)} is not in DOWNLOAD_ALLOWED_HOSTS"
+        else:
+            message = (
+                f"{_shown_host(came_from)} redirected to {_display(url)},"
+                f" and {_shown_host(url)} is not in DOWNLOAD_ALLOWED_HOSTS"
+            )
+        raise DownloadError(message, retryable=False)
 
 
 def _token_for(url: str, tokens: Mapping[str, str]) -> str | None:
@@ -706,13 +932,19 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def _shown_host(url: str) -> str:
+    """The host as people write it: an IPv6 address in brackets."""
+    host = _host(url)
+    return f"[{host}]" if ":" in host else host
+
+
 def _display(url: str) -> str:
     """The URL without credentials, query or fragment: safe for messages and logs."""
     parts = urlsplit(url)
     if not parts.hostname:
         return f"{parts.scheme}:" if parts.scheme else "(invalid URL)"
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    return f"{parts.scheme}://{_shown_host(url)}{port}{parts.path}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -769,16 +1001,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024:
-            break
-    else:
-        unit, value = "TiB", value / 1024
-    return f"{value:.1f} {unit}"

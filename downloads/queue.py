@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from downloads.engine import part_path
+from downloads.engine import remove_partial
 from downloads.events import publish_queue
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
@@ -123,7 +123,7 @@ def _transition(job, allowed, new_state, **fields):
 
 def delete_partials(job):
     for file in job.files.exclude(state=State.COMPLETED):
-        part_path(settings.MODEL_BASE_PATH / file.path).unlink(missing_ok=True)
+        remove_partial(settings.MODEL_BASE_PATH / file.path)
 
 
 def delete_abandoned_partials():
@@ -154,7 +154,7 @@ def _delete_unclaimed_partials(paths):
         Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)
     )
     for path in set(paths) - set(resumable.values_list("path", flat=True)):
-        part_path(settings.MODEL_BASE_PATH / path).unlink(missing_ok=True)
+        remove_partial(settings.MODEL_BASE_PATH / path)
 
 
 def queue_snapshot():

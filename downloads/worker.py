@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -94,12 +93,8 @@ def run_job(job):
 
 
 def file_spec(file):
-    """The engine's spec for a job file, refusing a host off the allow-list or a destination that
-    a symbolic link would take out of the model root."""
-    host = (urlsplit(file.url).hostname or "").lower()
-    allowed = settings.DOWNLOAD_ALLOWED_HOSTS
-    if allowed and not any(host == h or host.endswith("." + h) for h in allowed):
-        raise engine.DownloadError(f"{file.path}: {host} is not in DOWNLOAD_ALLOWED_HOSTS", retryable=False)
+    """The engine's spec for a job file, refusing a destination that a symbolic link would take
+    out of the model root (the engine checks every host against DOWNLOAD_ALLOWED_HOSTS)."""
     root = settings.MODEL_BASE_PATH.resolve()
     dest = root / file.path
     if unsafe_path_reason(file.path) or not Path(os.path.realpath(dest.parent)).is_relative_to(root):
@@ -108,7 +103,12 @@ def file_spec(file):
     if part.is_symlink():
         part.unlink()  # a planted link must not make us append to whatever it points at
     return engine.FileSpec(
-        url=file.url, dest=dest, expected_size=file.exact_bytes, sha256=file.sha256 or None, label=file.path
+        url=file.url,
+        dest=dest,
+        expected_size=file.exact_bytes,
+        sha256=file.sha256 or None,
+        label=file.path,
+        approx_size=file.approx_bytes,
     )
 
 
@@ -313,6 +313,7 @@ def retry_policy():
 def engine_options():
     return engine.Options(
         tokens=settings.DOWNLOAD_TOKENS,
+        allowed_hosts=tuple(settings.DOWNLOAD_ALLOWED_HOSTS),
         auth_hints=settings.DOWNLOAD_AUTH_HINTS,
         timeout=(settings.DOWNLOAD_CONNECT_TIMEOUT, settings.DOWNLOAD_READ_TIMEOUT),
         disk_reserve=settings.DOWNLOAD_DISK_RESERVE,

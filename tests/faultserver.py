@@ -10,7 +10,10 @@ script consumed one request at a time (`script`) or as a standing behaviour (`al
         ...  # download server.url("/model.bin"), then inspect server.requests
 
 Every request is recorded (path, Host, headers) so tests can assert Range or Authorization.
-Range requests are served properly (206 + Content-Range, 416 beyond the end).
+Range requests are served properly (206 + Content-Range, 416 beyond the end), and so is If-Range:
+each file has a strong ETag by default (and a Last-Modified date if given), and a Range whose
+If-Range no longer matches gets the whole new file with 200, as RFC 9110 says. Adding a file
+again under the same path changes it on the server (a new upload of the model).
 """
 
 from __future__ import annotations
@@ -27,12 +30,24 @@ _PATTERN_LEN = 65521  # prime, so the pattern never lines up with power-of-two c
 
 
 class ServedFile:
-    """Deterministic content of `size` bytes, produced by offset."""
+    """Deterministic content of `size` bytes, produced by offset, and its validators.
 
-    def __init__(self, size: int, seed: int = 0) -> None:
+    etag: the ETag header as sent (default: a strong one naming seed and size; None: none).
+    last_modified: the Last-Modified header as sent, or None.
+    """
+
+    def __init__(self, size: int, seed: int = 0, etag: str | None = "", last_modified: str | None = None) -> None:
         self.size = size
+        self.etag = f'"{seed:x}-{size:x}"' if etag == "" else etag
+        self.last_modified = last_modified
         pattern = random.Random(seed).randbytes(_PATTERN_LEN)
         self._doubled = pattern * 2
+
+    def matches(self, if_range: str) -> bool:
+        """Whether an If-Range value still names this version (strong comparison only)."""
+        if if_range.startswith('"'):
+            return bool(self.etag) and not self.etag.startswith("W/") and if_range == self.etag
+        return if_range == self.last_modified
 
     def read(self, start: int, end: int) -> bytes:
         """Bytes [start, end)."""
@@ -82,6 +97,10 @@ class Fault:
     reset_after: send this many body bytes, then reset the connection (TCP RST).
     truncate_after: announce the full length but close cleanly after this many body bytes.
     trickle: (bytes, seconds) — send the body in pieces of `bytes`, sleeping between them.
+    ignore_if_range: honour Range but not If-Range (206 even when the file changed), as old
+        servers do.
+    no_length: send no Content-Length; the body ends when the connection closes.
+    chunked: send no Content-Length but Transfer-Encoding: chunked.
     """
 
     delay: float = 0.0
@@ -94,6 +113,9 @@ class Fault:
     reset_after: int | None = None
     truncate_after: int | None = None
     trickle: tuple[int, float] | None = None
+    ignore_if_range: bool = False
+    no_length: bool = False
+    chunked: bool = False
 
 
 @dataclass
@@ -110,6 +132,10 @@ class RecordedRequest:
     @property
     def authorization(self) -> str | None:
         return self.headers.get("authorization")
+
+    @property
+    def if_range(self) -> str | None:
+        return self.headers.get("if-range")
 
 
 class _Abort(Exception):
@@ -157,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, served: ServedFile, fault: Fault) -> None:
         start, end = 0, served.size
         ranged = self._parse_range(served.size)
+        if_range = self.headers.get("If-Range")
+        if ranged and if_range and not fault.ignore_if_range and not served.matches(if_range):
+            ranged = None  # the file changed: the whole new one, not a piece of it
         if ranged == "unsatisfiable":
             self._simple(416, {"Content-Range": f"bytes */{served.size}"})
             return
@@ -167,8 +196,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {shifted}-{shifted + end - start - 1}/{served.size}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(end - start))
+        if fault.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif fault.no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
+        if served.etag:
+            self.send_header("ETag", served.etag)
+        if served.last_modified:
+            self.send_header("Last-Modified", served.last_modified)
         self.end_headers()
 
         limit = end - start
@@ -177,13 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
                 limit = min(limit, cut)
         piece, pause = fault.trickle or (32768, 0.0)
         for data in served.iter(start, start + limit, piece):
-            self.wfile.write(data)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if fault.chunked else data)
             if pause and self.server.owner._stopping.wait(pause):
                 raise _Abort
         if fault.reset_after is not None and fault.reset_after < end - start:
             self._reset()
         if fault.truncate_after is not None and fault.truncate_after < end - start:
             self.close_connection = True
+        elif fault.chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def _parse_range(self, size: int):
         """(start, end) for a single `bytes=a-` / `bytes=a-b` range, "unsatisfiable", or None."""
@@ -245,8 +286,9 @@ class FaultServer:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def add_file(self, path: str, size: int, seed: int | None = None) -> ServedFile:
-        served = ServedFile(size, seed if seed is not None else len(self.files))
+    def add_file(self, path: str, size: int, seed: int | None = None, **validators) -> ServedFile:
+        """Serve a file at `path` (replacing what was there); validators: see ServedFile."""
+        served = ServedFile(size, seed if seed is not None else len(self.files), **validators)
         self.files[path] = served
         return served
 

@@ -5,10 +5,15 @@ Runs without Django: `pytest tests/test_engine.py -p no:django`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
+import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections import namedtuple
@@ -67,6 +72,13 @@ def assert_complete(result, spec, served):
     assert result.sha256 == served.sha256
     assert file_sha256(spec.dest) == served.sha256
     assert not part_path(spec.dest).exists()
+
+
+def closed_port():
+    """A port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def pause_later(control, seconds, action="pause"):
@@ -131,7 +143,7 @@ def test_http_500_once_is_retried(server, served, spec):
     assert len(retries.calls) == 1
     attempt, max_attempts, delay, message = retries.calls[0]
     assert (attempt, max_attempts, delay) == (2, 3, FAST.backoff_initial)
-    assert message.startswith("checkpoints/model.bin: HTTP 500 from 127.0.0.1")
+    assert message == "checkpoints/model.bin: 127.0.0.1 had an internal error (HTTP 500)"
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -185,7 +197,7 @@ def test_truncated_body_resumes(server, served, spec):
 
     assert_complete(result, spec, served)
     assert server.requests[1].range == "bytes=120000-"
-    assert "120000" in retries.messages[0]
+    assert retries.messages == ["checkpoints/model.bin: connection to 127.0.0.1 lost after 117.2 KB of 293.0 KB"]
 
 
 def test_server_ignoring_range_restarts_from_zero(server, served, spec):
@@ -310,7 +322,7 @@ def test_gives_up_after_max_attempts_with_the_last_message(server, served, spec)
     with pytest.raises(DownloadError) as caught:
         download(spec, on_retry=retries, policy=policy, options=SMALL)
 
-    assert "HTTP 503 from 127.0.0.1" in caught.value.message
+    assert caught.value.message == "checkpoints/model.bin: 127.0.0.1 is unavailable for now (HTTP 503)"
     assert caught.value.retryable
     assert len(server.requests) == 4
     assert [call[0] for call in retries.calls] == [2, 3, 4]
@@ -325,7 +337,7 @@ def test_404_is_not_retried(server, spec, tmp_path):
         download(missing, policy=FAST, options=SMALL)
 
     assert not caught.value.retryable
-    assert caught.value.message.startswith("nope.bin: HTTP 404 from 127.0.0.1")
+    assert caught.value.message == f"nope.bin: not found on 127.0.0.1 (HTTP 404): {missing.url}"
     assert len(server.requests) == 1
     assert not part_path(missing.dest).exists()
 
@@ -349,7 +361,7 @@ def test_expected_size_mismatch(server, served, spec):
     with pytest.raises(DownloadError) as caught:
         download(wrong, policy=FAST, options=SMALL)
 
-    assert caught.value.message.startswith("checkpoints/model.bin: size mismatch: expected 300001 bytes")
+    assert caught.value.message == "checkpoints/model.bin: size mismatch: expected 300,001 bytes, 127.0.0.1 has 300,000"
     assert not caught.value.retryable
     assert not spec.dest.exists()
     assert not part_path(spec.dest).exists()
@@ -362,7 +374,7 @@ def test_not_enough_disk_space_fails_before_writing(server, spec, monkeypatch):
     with pytest.raises(DownloadError) as caught:
         download(spec, policy=FAST, options=SMALL)
 
-    assert caught.value.message.startswith("checkpoints/model.bin: not enough disk space: need 293.0 KiB")
+    assert caught.value.message == "checkpoints/model.bin: not enough disk space: need 293.0 KB, 1000 B free"
     assert not caught.value.retryable
     assert not part_path(spec.dest).exists()
     assert len(server.requests) == 1
@@ -485,17 +497,16 @@ def test_auth_failure_hints_and_never_shows_the_token(server, spec):
         download(spec, policy=FAST, options=options)
 
     message = caught.value.message
-    assert message.startswith("checkpoints/model.bin: HTTP 401 from 127.0.0.1")
-    assert "set HF_TOKEN" in message
+    assert message == (
+        "checkpoints/model.bin: 127.0.0.1 refused the token (HTTP 401): it is wrong or has no access"
+        " to this file; set HF_TOKEN"
+    )
     assert not caught.value.retryable
     assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
 
 
 def test_network_errors_never_show_the_token(tmp_path):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/model.bin?token={TOKEN}"
+    url = f"http://127.0.0.1:{closed_port()}/model.bin?token={TOKEN}"
     retries = Retries()
     options = Options(tokens={"127.0.0.1": TOKEN})
 
@@ -608,3 +619,385 @@ def test_tokens_are_never_sent_over_plain_http_to_a_remote_host():
     assert _token_for("https://cdn-lfs.huggingface.co/x", tokens) == "hf_secret"
     assert _token_for("http://huggingface.co/x", tokens) is None
     assert _token_for("https://evil-huggingface.co/x", tokens) is None
+
+
+# --- resuming only the same version of the file -----------------------------------------------
+
+MB = 1 << 20
+
+
+def pause_at(control, at_least):
+    """on_progress that pauses once the .part holds `at_least` bytes."""
+
+    def on_progress(done, total):
+        if done >= at_least:
+            control.pause()
+
+    return on_progress
+
+
+def test_a_file_changed_on_the_server_during_a_pause_is_downloaded_anew_not_spliced(server, tmp_path):
+    old = server.add_file("/big.bin", 20 * MB, seed=1)
+    spec = FileSpec(server.url("/big.bin"), tmp_path / "big.bin", expected_size=20 * MB)  # no sha256, as upstream
+    control = Control()
+    with pytest.raises(Stopped):
+        download(spec, control=control, on_progress=pause_at(control, 8 * MB), policy=FAST)
+    kept = part_path(spec.dest).stat().st_size
+    assert 8 * MB <= kept < 20 * MB
+
+    new = server.add_file("/big.bin", 20 * MB, seed=2)  # a new upload, same size
+    result = download(spec, policy=FAST)
+
+    assert file_sha256(spec.dest) == result.sha256 == new.sha256 != old.sha256
+    resumed = server.requests[-1]
+    assert (resumed.range, resumed.if_range) == (f"bytes={kept}-", old.etag)
+    assert result.resumed_from == 0
+    assert not engine.validator_path(spec.dest).exists()
+
+
+def test_a_server_that_ignores_if_range_is_caught_by_its_etag(server, tmp_path):
+    server.add_file("/big.bin", 2 * MB, seed=1)
+    spec = FileSpec(server.url("/big.bin"), tmp_path / "big.bin", expected_size=2 * MB)
+    server.script("/big.bin", Fault(reset_after=MB))
+    control = Control()
+    with pytest.raises(DownloadError):
+        download(spec, control=control, policy=RetryPolicy(max_attempts=1))
+    new = server.add_file("/big.bin", 2 * MB, seed=2)
+    server.script("/big.bin", Fault(ignore_if_range=True))  # 206 with the rest of the new file
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST)
+
+    assert result.sha256 == file_sha256(spec.dest) == new.sha256
+    assert retries.messages == [
+        "big.bin: the file on 127.0.0.1 changed since the download began; starting again from zero"
+    ]
+    assert [r.range is None for r in server.requests] == [True, False, True]
+
+
+def test_last_modified_stands_in_for_a_missing_etag(server, tmp_path):
+    monday, tuesday = "Mon, 02 Nov 2026 10:00:00 GMT", "Tue, 03 Nov 2026 10:00:00 GMT"
+    server.add_file("/m.bin", SIZE, seed=1, etag=None, last_modified=monday)
+    spec = FileSpec(server.url("/m.bin"), tmp_path / "m.bin", expected_size=SIZE)
+    server.script("/m.bin", Fault(reset_after=100_000))
+    with pytest.raises(DownloadError):
+        download(spec, policy=RetryPolicy(max_attempts=1), options=SMALL)
+    new = server.add_file("/m.bin", SIZE, seed=2, etag=None, last_modified=tuesday)
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert result.sha256 == new.sha256
+    assert server.requests[-1].if_range == monday
+    assert result.resumed_from == 0
+
+
+@pytest.mark.parametrize(
+    ("last_modified", "if_range"),
+    [(None, None), ("Mon, 02 Nov 2026 10:00:00 GMT", "Mon, 02 Nov 2026 10:00:00 GMT")],
+    ids=["alone", "with Last-Modified"],
+)
+def test_a_weak_etag_is_never_sent_as_if_range(server, tmp_path, last_modified, if_range):
+    served = server.add_file("/m.bin", SIZE, seed=1, etag='W/"v1"', last_modified=last_modified)
+    spec = FileSpec(server.url("/m.bin"), tmp_path / "m.bin", expected_size=SIZE)
+    server.script("/m.bin", Fault(reset_after=100_000))
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert result.sha256 == served.sha256
+    first, resumed = server.requests
+    assert resumed.range is not None
+    assert resumed.if_range == if_range
+    assert result.resumed_from > 0  # nothing says the file changed: the .part is resumed
+
+
+def test_an_unchanged_file_resumes_with_its_etag(server, served, spec):
+    server.script("/model.bin", Fault(reset_after=100_000))
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[1].if_range == served.etag
+    assert result.resumed_from > 0
+
+
+def test_a_part_of_unknown_version_without_sha256_starts_again(server, served, spec):
+    """A .part left by an older presetsite, or whose version could not be recorded."""
+    spec = dataclasses.replace(spec, sha256=None)
+    part = part_path(spec.dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 100_000)  # whatever version this was
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert [r.range for r in server.requests] == [None]
+
+
+def test_a_planted_validator_link_is_neither_read_nor_written(server, served, spec, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = part_path(spec.dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(served.read(0, 100_000))
+    engine.validator_path(spec.dest).symlink_to(victim)
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert_complete(result, spec, served)
+    assert server.requests[0].range == "bytes=100000-"  # resumed on the strength of the sha256
+    assert server.requests[0].if_range is None
+    assert victim.read_text() == "precious"
+
+
+def test_remove_partial_deletes_the_part_and_its_version(server, spec):
+    server.script("/model.bin", Fault(reset_after=100_000))
+    with pytest.raises(DownloadError):
+        download(spec, policy=RetryPolicy(max_attempts=1), options=SMALL)
+    assert part_path(spec.dest).exists() and engine.validator_path(spec.dest).exists()
+
+    engine.remove_partial(spec.dest)
+
+    assert list(spec.dest.parent.iterdir()) == []
+
+
+# --- DOWNLOAD_ALLOWED_HOSTS on every hop ------------------------------------------------------
+
+
+def test_a_redirect_off_the_allow_list_is_refused_naming_the_host(server, served, spec):
+    server.always("/redirect", Fault(redirect=server.url("/model.bin")))
+    redirected = dataclasses.replace(spec, url=server.url("/redirect", host="localhost"))
+
+    with pytest.raises(DownloadError) as caught:
+        download(redirected, policy=FAST, options=Options(allowed_hosts=("localhost",)))
+
+    assert caught.value.message == (
+        f"checkpoints/model.bin: localhost redirected to {server.url('/model.bin')},"
+        " and 127.0.0.1 is not in DOWNLOAD_ALLOWED_HOSTS"
+    )
+    assert not caught.value.retryable
+    assert [r.path for r in server.requests] == ["/redirect"]
+    assert not spec.dest.parent.exists() or list(spec.dest.parent.iterdir()) == []
+
+
+def test_a_redirect_to_ipv6_loopback_never_reaches_that_port(server, spec):
+    try:
+        listener = socket.socket(socket.AF_INET6)
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with listener:
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        server.always("/redirect", Fault(redirect=f"http://[::1]:{port}/"))
+        redirected = dataclasses.replace(spec, url=server.url("/redirect", host="localhost"))
+
+        with pytest.raises(DownloadError, match=r"redirected to http://\[::1\]:\d+/, and \[::1\] is not in"):
+            download(redirected, policy=FAST, options=Options(allowed_hosts=("localhost",), timeout=(2, 2)))
+
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody ever connected
+
+
+def test_the_first_url_is_checked_before_anything_is_sent(server, spec):
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=Options(allowed_hosts=("huggingface.co",)))
+
+    assert caught.value.message == "checkpoints/model.bin: 127.0.0.1 is not in DOWNLOAD_ALLOWED_HOSTS"
+    assert server.requests == []
+
+
+def test_redirects_within_the_allow_list_work_and_still_drop_the_token(server, served, spec):
+    server.always("/redirect", Fault(redirect=server.url("/model.bin", host="localhost")))
+    redirected = dataclasses.replace(spec, url=server.url("/redirect"))
+    options = Options(tokens={"127.0.0.1": TOKEN}, allowed_hosts=("127.0.0.1", "LOCALHOST"))
+
+    result = download(redirected, policy=FAST, options=options)
+
+    assert_complete(result, spec, served)
+    assert [(r.path, r.authorization) for r in server.requests] == [
+        ("/redirect", f"Bearer {TOKEN}"),
+        ("/model.bin", None),
+    ]
+
+
+# --- a body with no length ----------------------------------------------------------------------
+
+HUNDRED_KB = 100 * 1024  # upstream's "100KB"
+
+
+@pytest.fixture
+def unmeasured(server, tmp_path):
+    """A 100KB file whose catalogue entry has only upstream's approximate size."""
+    served = server.add_file("/m.bin", HUNDRED_KB)
+    return served, FileSpec(server.url("/m.bin"), tmp_path / "m.bin", approx_size=HUNDRED_KB)
+
+
+def test_a_body_with_no_length_cut_short_is_not_taken_for_the_file(server, unmeasured):
+    served, spec = unmeasured
+    server.always("/m.bin", Fault(no_length=True, truncate_after=40_000, ignore_range=True))
+    retries = Retries()
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert caught.value.message == (
+        "m.bin: connection to 127.0.0.1 ended after 39.1 KB without saying how long the file is;"
+        " the catalogue says about 100.0 KB"
+    )
+    assert caught.value.retryable
+    assert len(retries.calls) == FAST.max_attempts - 1
+    assert not spec.dest.exists()
+
+
+def test_a_body_with_no_length_cut_short_resumes_and_completes(server, unmeasured):
+    served, spec = unmeasured
+    server.script("/m.bin", Fault(no_length=True, truncate_after=40_000))
+
+    result = download(spec, policy=FAST, options=SMALL)
+
+    assert result.sha256 == file_sha256(spec.dest) == served.sha256
+    assert server.requests[1].range == "bytes=40000-"
+
+
+def test_a_chunked_body_cut_short_is_a_lost_connection(server, unmeasured):
+    served, spec = unmeasured
+    server.script("/m.bin", Fault(chunked=True, truncate_after=40_000), Fault(chunked=True))
+    retries = Retries()
+
+    result = download(spec, on_retry=retries, policy=FAST, options=SMALL)
+
+    assert result.sha256 == served.sha256
+    assert retries.messages == ["m.bin: connection to 127.0.0.1 lost after 39.1 KB"]
+
+
+@pytest.mark.parametrize("approx", [HUNDRED_KB, 95_000, 115_000], ids=["exact", "a bit over", "a bit under"])
+def test_a_whole_body_with_no_length_near_the_catalogue_size_counts(server, unmeasured, approx):
+    served, spec = unmeasured
+    server.always("/m.bin", Fault(no_length=True))
+
+    result = download(dataclasses.replace(spec, approx_size=approx), policy=FAST, options=SMALL)
+
+    assert result.sha256 == served.sha256
+
+
+def test_a_body_with_no_length_far_over_the_catalogue_size_is_refused(server, unmeasured):
+    served, spec = unmeasured
+    server.always("/m.bin", Fault(no_length=True))
+
+    with pytest.raises(DownloadError) as caught:
+        download(dataclasses.replace(spec, approx_size=50 * 1024), policy=FAST, options=SMALL)
+
+    assert caught.value.message == (
+        "m.bin: 127.0.0.1 sent 100.0 KB without saying how long the file is; the catalogue says about"
+        " 50.0 KB, so it is not the expected file"
+    )
+    assert not caught.value.retryable
+    assert list(spec.dest.parent.iterdir()) == []
+
+
+def test_a_body_with_no_length_and_nothing_to_check_it_against_is_refused(server, unmeasured):
+    served, spec = unmeasured
+    server.always("/m.bin", Fault(no_length=True))
+
+    with pytest.raises(DownloadError) as caught:
+        download(dataclasses.replace(spec, approx_size=None), policy=FAST, options=SMALL)
+
+    assert caught.value.message == (
+        "m.bin: 127.0.0.1 sent 100.0 KB without saying how long the file is, and the catalogue gives no"
+        " exact size or sha256 to check it against"
+    )
+    assert list(spec.dest.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("check", [{"expected_size": HUNDRED_KB}, {"sha256": "set below"}], ids=["size", "sha256"])
+def test_a_body_with_no_length_counts_when_its_exact_size_or_sha256_match(server, unmeasured, check):
+    served, spec = unmeasured
+    server.always("/m.bin", Fault(no_length=True))
+    check = {k: served.sha256 if v == "set below" else v for k, v in check.items()}
+
+    result = download(dataclasses.replace(spec, approx_size=None, **check), policy=FAST, options=SMALL)
+
+    assert result.sha256 == served.sha256
+
+
+# --- errors in words ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "url", "timeout", "expected"),
+    [
+        pytest.param(
+            Fault(truncate_after=256 * 1024), None, (5, 5),
+            "connection to 127.0.0.1 lost after 256.0 KB of 20.0 MB", id="cut",
+        ),
+        pytest.param(
+            Fault(reset_after=256 * 1024), None, (5, 5),
+            "connection to 127.0.0.1 lost after <n> KB of 20.0 MB", id="reset",
+        ),
+        pytest.param(
+            Fault(trickle=(1024, 2)), None, (5, 0.3),
+            "127.0.0.1 sent nothing for 0.3 s, after 1.0 KB of 20.0 MB", id="stalled body",
+        ),
+        pytest.param(Fault(delay=2), None, (5, 0.3), "127.0.0.1 did not answer within 0.3 s", id="no answer"),
+        pytest.param(
+            None, "http://127.0.0.1:{closed}/big.bin", (5, 5),
+            "127.0.0.1 refused the connection: nothing is listening on that port", id="refused",
+        ),
+        pytest.param(
+            None, "http://nonexistent.invalid/big.bin", (5, 5),
+            "cannot find nonexistent.invalid: the name does not resolve", id="no such host",
+        ),
+        pytest.param(
+            None, "https://127.0.0.1:{port}/big.bin", (5, 5),
+            "could not open a secure connection to 127.0.0.1 (TLS handshake failed)", id="not TLS",
+        ),
+        pytest.param(
+            Fault(status=429), None, (5, 5), "127.0.0.1 is limiting how often it may be asked (HTTP 429)", id="429"
+        ),
+        pytest.param(
+            Fault(status=502), None, (5, 5), "127.0.0.1 could not reach its own upstream (HTTP 502)", id="502"
+        ),
+        pytest.param(Fault(status=403), None, (5, 5), "127.0.0.1 wants a login for this file (HTTP 403)", id="403"),
+        pytest.param(Fault(status=418), None, (5, 5), "127.0.0.1 answered HTTP 418 (I'm a Teapot)", id="418"),
+    ],
+)
+def test_network_faults_read_as_plain_sentences(server, tmp_path, fault, url, timeout, expected):
+    server.add_file("/big.bin", 20 * MB)
+    if fault:
+        server.script("/big.bin", fault)
+    url = (url or server.url("/big.bin")).format(port=server.port, closed=closed_port())
+    spec = FileSpec(url, tmp_path / "big.bin", expected_size=20 * MB, label="checkpoints/big.bin")
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=RetryPolicy(max_attempts=1), options=Options(timeout=timeout))
+
+    pattern = re.escape(f"checkpoints/big.bin: {expected}").replace("<n>", r"[\d.]+")  # <n>: wherever the reset hit
+    assert re.fullmatch(pattern, caught.value.message), caught.value.message
+
+
+def test_an_untrusted_certificate_reads_as_one(tmp_path):
+    """A real TLS server with a self-signed certificate, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1".split()
+    subprocess.run([*command, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one_handshake():
+        connection, _ = listener.accept()
+        with connection, contextlib.suppress(OSError):
+            context.wrap_socket(connection, server_side=True)
+
+    threading.Thread(target=serve_one_handshake, daemon=True).start()
+    with listener:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/m.bin"
+        with pytest.raises(DownloadError) as caught:
+            download(FileSpec(url, tmp_path / "m.bin"), policy=RetryPolicy(max_attempts=1), options=SMALL)
+
+    assert caught.value.message == (
+        "m.bin: secure connection to 127.0.0.1 refused: its certificate is not trusted (self-signed certificate)"
+    )

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 
 from downloads import queue
-from downloads.engine import part_path
+from downloads.engine import part_path, validator_path
 from downloads.models import DownloadJob, JobFile, State
 from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
@@ -237,6 +237,50 @@ def test_pause_stops_the_transfer_and_resume_continues_from_the_byte(server, set
     assert target(settings, preset).stat().st_size == 2_000_000
 
 
+def test_a_file_changed_upstream_while_paused_is_installed_anew_not_spliced(server, settings, user_client):
+    """The exact size is known but no sha256, as with upstream's catalogue."""
+    size = 20 << 20
+    served_preset(server, "ALPHA", [size], with_hashes=False)
+    PresetFile.objects.update(exact_bytes=size)
+    server.always("/ALPHA/0.safetensors", Fault(trickle=(256 << 10, 0.02)))
+    job, _ = queue.install(Preset.objects.get(pk="ALPHA"))
+    worker = run_worker_in_background()
+    part = part_path(settings.MODEL_BASE_PATH / job.files.get().path)
+    wait_for(lambda: part.exists() and part.stat().st_size >= 8 << 20, timeout=30)
+    user_client.post("/api/presets/ALPHA/pause")
+    worker.join(timeout=5)
+    old_etag = server.files["/ALPHA/0.safetensors"].etag
+
+    new = server.add_file("/ALPHA/0.safetensors", size, seed=99)  # re-uploaded upstream
+    server.always("/ALPHA/0.safetensors", None)
+    user_client.post("/api/presets/ALPHA/resume")
+    run_queue()
+
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED
+    assert job.files.get().verified_sha256 == new.sha256
+    assert server.requests_for("/ALPHA/0.safetensors")[-1].if_range == old_etag
+
+
+def test_a_file_sent_without_length_and_cut_short_is_not_installed(server, settings, client):
+    """Upstream says "100KB"; the server sends no Content-Length and closes after 40,000 bytes."""
+    preset = served_preset(server, "ALPHA", [100 << 10], with_hashes=False)
+    file = preset.files.get()
+    file.size = "100KB"
+    file.save()
+    server.always("/ALPHA/0.safetensors", Fault(no_length=True, truncate_after=40_000, ignore_range=True))
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.FAILED
+    assert job.error == (
+        "checkpoints/alpha_0.safetensors: connection to 127.0.0.1 ended after 39.1 KB without saying"
+        " how long the file is; the catalogue says about 100.0 KB"
+    )
+    assert not target(settings, preset).exists()
+    assert client.get("/api/presets/ALPHA").json()["installed"] is False
+
+
 @pytest.mark.parametrize("keep_partial", [True, False])
 def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, settings, user_client, keep_partial):
     preset, _, worker, part = alpha_under_way(server, settings, 2_000_000, at_least=50_000)
@@ -245,6 +289,7 @@ def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, setting
     worker.join(timeout=5)
     assert not worker.is_alive()
     assert part.exists() == keep_partial
+    assert validator_path(target(settings, preset)).exists() == keep_partial
     assert not target(settings, preset).exists()
     assert DownloadJob.objects.get().state == State.CANCELLED
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -40,12 +41,17 @@ def _keys(username, address):
 
 
 def _count(key, now):
-    """Add one to `key`'s count, starting a new window when the last one has ended."""
+    """Add one to `key`'s count, starting a new window when the last one has ended; return the
+    count and the time left in the window. The row is locked meanwhile, so parallel attempts
+    each see their own count."""
     window = timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
-    LoginFailures.objects.get_or_create(key=key, defaults={"window_started_at": now})
-    LoginFailures.objects.filter(key=key, window_started_at__lte=now - window).update(count=0, window_started_at=now)
-    LoginFailures.objects.filter(key=key).update(count=F("count") + 1)
-    counter = LoginFailures.objects.get(key=key)
+    with transaction.atomic():
+        counters = LoginFailures.objects.select_for_update()
+        counter, _ = counters.get_or_create(key=key, defaults={"window_started_at": now})
+        if counter.window_started_at <= now - window:
+            counter.count, counter.window_started_at = 0, now
+        counter.count += 1
+        counter.save()
     return counter.count, counter.window_started_at + window - now
 
 

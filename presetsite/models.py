@@ -45,8 +45,8 @@ class LoginFailures(models.Model):
     """Login attempts counted against one account or one client address (see presetsite.login).
 
     A database row, not a per-process cache entry: every web process sees the same count, in
-    the embedded configuration (SQLite) as in scale-out, and the count goes up in one atomic
-    UPDATE, so parallel guesses cannot slip past the limit between a read and a write.
+    the embedded configuration (SQLite) as in scale-out, and the count goes up with its row locked,
+    so parallel guesses cannot slip past the limit between a read and a write.
     """
 
     key = models.CharField(max_length=255, unique=True, help_text="'account:<username>' or 'address:<ip>'")

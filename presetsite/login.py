@@ -56,25 +56,25 @@ def _count(key, now):
 
 
 def count_attempt(username, address):
-    """Count a login attempt; return why it is refused, or None when the password may be checked."""
+    """Count a login attempt; return why it is refused, or None when the password may be checked.
+
+    The address is counted first: an attempt from a locked-out address does not count against
+    the account it names, so guesses from one place cannot also lock its owner out everywhere.
+    """
     now = timezone.now()
     account, client = _keys(username, address)
-    refusals = []
     for key, limit, whose in (
-        (account, settings.LOGIN_MAX_FAILURES, "this account"),
         (client, settings.LOGIN_MAX_FAILURES_PER_ADDRESS, "your address"),
+        (account, settings.LOGIN_MAX_FAILURES, "this account"),
     ):
         count, left = _count(key, now)
         if count > limit:
-            refusals.append((left, whose))
-    if not refusals:
-        return None
-    left, whose = max(refusals)
-    minutes = max(1, math.ceil(left.total_seconds() / 60))
-    return (
-        f"Too many failed logins for {whose}. Try again in {minutes} minute{'s' if minutes != 1 else ''}; "
-        "until then even the right password is refused."
-    )
+            minutes = max(1, math.ceil(left.total_seconds() / 60))
+            return (
+                f"Too many failed logins for {whose}. Try again in {minutes} minute{'s' if minutes != 1 else ''}; "
+                "until then even the right password is refused."
+            )
+    return None
 
 
 def attempt_succeeded(username, address):

@@ -42,9 +42,10 @@ def test_an_address_is_locked_after_too_many_failures_across_accounts(page, alic
     settings.LOGIN_MAX_FAILURES_PER_ADDRESS = 3
     for name in ("bob", "carol", "dave"):
         assert not log_in(page, name, "guess", address="203.0.113.5")[0]
-    logged_in, text = log_in(page, "alice", "the-right-password", address="203.0.113.5")
-    assert not logged_in and "Too many failed logins for your address" in text
-    assert log_in(page, "alice", "the-right-password", address="203.0.113.6")[0]
+    for _ in range(6):
+        logged_in, text = log_in(page, "alice", "the-right-password", address="203.0.113.5")
+        assert not logged_in and "Too many failed logins for your address" in text
+    assert log_in(page, "alice", "the-right-password", address="203.0.113.6")[0]  # her account is not locked
 
 
 def test_ipv6_addresses_of_one_network_count_together(alice, settings):

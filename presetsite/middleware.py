@@ -110,7 +110,7 @@ class ApiErrorsAsJsonMiddleware:
         ):
             return response
         if response.status_code == 405:
-            error = f"{request.method} is not allowed here; use {response['Allow']}"
+            error = f"{request.method} is not allowed here; use {response.get('Allow') or 'another method'}"
         else:
             error = API_ERRORS.get(response.status_code, response.reason_phrase.lower())
         answer = JsonResponse({"error": error}, status=response.status_code)

@@ -16,6 +16,10 @@ def _preset_or_404(preset_id):
     return preset, None
 
 
+def _forbidden(error):
+    return JsonResponse({"error": error}, status=403)
+
+
 def _answer(job, status=200, **extra):
     return JsonResponse({"preset_id": job.preset_id, "job_id": job.pk, "status": job.state, **extra}, status=status)
 
@@ -28,11 +32,25 @@ def install(request, preset_id):
         return missing
     if preset.retired:
         return JsonResponse({"error": f"preset {preset_id} was retired from the catalogue"}, status=409)
-    job, created = queue.install(preset, user=request.user, force=query_flag(request, "force", False))
+    force = query_flag(request, "force", False)
+    if force and not request.user.is_staff:
+        # It downloads again files other users have and use: the shared disk is staff's to manage.
+        return _forbidden("only staff can force a reinstall of files already on disk")
+    job, created = queue.install(preset, user=request.user, force=force)
     return _answer(job, status=202 if created else 200, created=created)
 
 
-def _job_action(action, find_job=queue.active_job, **options):
+def _may_delete_partials(user, job, keep_partial):
+    """Deleting a .part throws away someone's download: only its owner or staff may."""
+    if keep_partial or user.is_staff or (user.is_authenticated and job.requested_by_id == user.pk):
+        return None
+    return _forbidden("only staff or the user who asked for this download can delete its partial files")
+
+
+def _job_action(action, find_job=queue.active_job, refuse=None, **options):
+    """A view applying `action` to the preset's job; `refuse(user, job, **options)` may answer
+    a refusal instead."""
+
     @require_POST
     @queue_action
     def view(request, preset_id):
@@ -42,8 +60,12 @@ def _job_action(action, find_job=queue.active_job, **options):
         job = find_job(preset)
         if job is None:
             return JsonResponse({"error": f"no download of {preset_id} to {action.__name__}"}, status=404)
+        chosen = {name: query_flag(request, name, default) for name, default in options.items()}
+        refusal = refuse and refuse(request.user, job, **chosen)
+        if refusal:
+            return refusal
         try:
-            action(job, **{name: query_flag(request, name, default) for name, default in options.items()})
+            action(job, **chosen)
         except queue.QueueError as exc:
             return JsonResponse({"error": str(exc), "status": job.state}, status=409)
         return _answer(job)
@@ -54,7 +76,7 @@ def _job_action(action, find_job=queue.active_job, **options):
 
 pause = _job_action(queue.pause)
 resume = _job_action(queue.resume)
-cancel = _job_action(queue.cancel, keep_partial=True)
+cancel = _job_action(queue.cancel, refuse=_may_delete_partials, keep_partial=True)
 retry = _job_action(queue.retry, find_job=queue.latest_job)
 
 

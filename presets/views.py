@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 from presets.catalogue import CatalogueError
 from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
-from presetsite.auth import staff_required
+from presetsite.auth import may_change_presets
 from presetsite.params import query_flag
 
 
@@ -114,7 +114,7 @@ def category_list(request):
 
 
 @require_POST
-@staff_required
+@may_change_presets
 def refresh(request):
     """Refresh from the configured URL only: a caller never chooses what the server fetches."""
     try:

@@ -1,8 +1,10 @@
-"""Token authentication for scripts, and a clear answer when SQLite is locked."""
+"""Token authentication for scripts, JSON errors under /api/, the Content-Security-Policy header,
+and a clear answer when SQLite is locked."""
 
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
@@ -14,11 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class TokenAuthenticationMiddleware:
-    """`Authorization: Bearer <token>` authenticates a request as the token's user.
+    """`Authorization: Bearer <token>` authenticates a request to the JSON API as the token's user.
 
     A header is not sent by a browser on its own, so such requests cannot be forged across
-    sites: CSRF checks do not apply to them. A wrong token is refused outright rather than
-    treated as anonymous, so a script learns at once that its token is bad.
+    sites: CSRF checks do not apply to them. That is why a token counts only under /api/: the
+    admin and the pages are for browsers, which log in, and there the header is ignored (a
+    proxy in front may send one of its own). A wrong or expired token is refused outright
+    rather than treated as anonymous, so a script learns at once that its token is bad.
     """
 
     def __init__(self, get_response):
@@ -26,14 +30,22 @@ class TokenAuthenticationMiddleware:
 
     def __call__(self, request):
         header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
+        if request.path.startswith("/api/") and header.startswith("Bearer "):
             token = ApiToken.objects.select_related("user").filter(digest=token_digest(header[7:].strip())).first()
             if token is None or not token.user.is_active:
-                return JsonResponse({"error": "invalid API token"}, status=401)
+                return _token_refused("invalid API token")
+            if token.has_expired():
+                return _token_refused("API token expired")
             _note_use(token)
             request.user = token.user
             request._dont_enforce_csrf_checks = True
         return self.get_response(request)
+
+
+def _token_refused(message):
+    response = JsonResponse({"error": message}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _note_use(token):
@@ -66,4 +78,56 @@ class DatabaseBusyMiddleware(MiddlewareMixin):
         log.warning("%s %s refused: %s", request.method, request.path, exception)
         response = JsonResponse({"error": "the database is busy; nothing was changed, try again in a moment"}, status=503)
         response["Retry-After"] = "2"
+        return response
+
+
+# Said instead of an HTML error page under /api/, by status.
+API_ERRORS = {
+    400: "bad request",
+    403: "forbidden",
+    404: "not found",
+    413: "request too large",
+    500: "internal server error; the server's log has the details",
+}
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Under /api/, an error Django answers with an HTML page becomes JSON with the same status:
+    a path no view serves (404), a wrong method (405), a request Django refused (400), a crash (500).
+
+    The views' own errors are JSON already and pass through untouched.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            not request.path.startswith("/api/")
+            or response.status_code < 400
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        if response.status_code == 405:
+            error = f"{request.method} is not allowed here; use {response.get('Allow') or 'another method'}"
+        else:
+            error = API_ERRORS.get(response.status_code, response.reason_phrase.lower())
+        answer = JsonResponse({"error": error}, status=response.status_code)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                answer[header] = response[header]
+        return answer
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send settings.CONTENT_SECURITY_POLICY with every response that has none of its own."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if settings.CONTENT_SECURITY_POLICY:
+            response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response

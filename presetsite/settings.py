@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "presetsite.middleware.ContentSecurityPolicyMiddleware",
+    "presetsite.middleware.ApiErrorsAsJsonMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,6 +144,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+
+# --- Security ----------------------------------------------------------------------------
+# Under /api/, a failed CSRF check answers JSON (see presetsite.auth), elsewhere Django's page.
+CSRF_FAILURE_VIEW = "presetsite.auth.csrf_failure"
+# Behind TLS, SECURE_COOKIES=1 keeps the session and CSRF cookies off plain http.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+# Password guessing (presetsite.login): past this many failed logins for one account, or from
+# one client address, within LOGIN_LOCKOUT_MINUTES of the first, logins are refused until then.
+LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
+LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20"))
+LOGIN_LOCKOUT_MINUTES = float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# Scripts, styles, images, fonts and connections (the API, the WebSocket) from this site only;
+# no plugins, no framing, forms post here only. Alpine.js evaluates its x-* attributes with
+# new Function, so scripts need 'unsafe-eval' (its CSP build would need every expression moved
+# into JavaScript); inline styles are allowed for Alpine's :style bindings and the admin's
+# style attributes, while inline scripts are not. CONTENT_SECURITY_POLICY="" sends none.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- Catalogue -------------------------------------------------------------------------
 # The catalogue shipped with the app, loaded on first start.

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from presets.pages import models_page
+from presetsite.login import LoginForm
 from templates_scan import views as template_views
 
 urlpatterns = [
@@ -10,7 +11,7 @@ urlpatterns = [
     path("templates/", template_views.templates_page, name="templates-page"),
     path("templates/check", template_views.check_fragment, name="templates-check"),
     path("templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/presets/", include("downloads.urls")),

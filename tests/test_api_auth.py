@@ -1,9 +1,12 @@
 """How callers authenticate: browsers with a session and CSRF, scripts with an API token."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from presets.models import Category, Preset, PresetFile
 from presetsite.models import ApiToken
@@ -57,3 +60,89 @@ def test_create_api_token_command_prints_a_working_token(preset, capsys):
     call_command("create_api_token", "bot", name="sync")
     token = capsys.readouterr().out.strip()
     assert Client().post("/api/presets/ALPHA/install", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 202
+
+
+def test_every_refusal_under_api_is_json_with_a_message(preset):
+    anonymous = Client(enforce_csrf_checks=True)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(User.objects.create_user("alice"))
+    answers = {
+        "anonymous without CSRF": anonymous.post("/api/presets/ALPHA/install"),
+        "session without CSRF": browser.post("/api/presets/ALPHA/install"),
+        "wrong token": anonymous.post("/api/presets/ALPHA/install", HTTP_AUTHORIZATION="Bearer pst_wrong"),
+        "unknown path": anonymous.get("/api/nothing/here"),
+        "wrong method": anonymous.get("/api/presets/ALPHA/install"),
+    }
+    assert {what: answer.status_code for what, answer in answers.items()} == {
+        "anonymous without CSRF": 401,
+        "session without CSRF": 403,
+        "wrong token": 401,
+        "unknown path": 404,
+        "wrong method": 405,
+    }
+    assert all(answer["Content-Type"] == "application/json" for answer in answers.values())
+    assert answers["anonymous without CSRF"].json()["error"].startswith("log in, or send an API token")
+    assert "CSRF check failed (CSRF cookie not set)" in answers["session without CSRF"].json()["error"]
+    assert answers["wrong token"].json() == {"error": "invalid API token"}
+    assert answers["wrong method"].json() == {"error": "GET is not allowed here; use POST"}
+    assert answers["wrong method"]["Allow"] == "POST"
+
+
+def test_pages_outside_the_api_keep_their_html_errors():
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(User.objects.create_user("alice"))
+    refused = browser.post("/logout/")
+    assert refused.status_code == 403 and refused["Content-Type"].startswith("text/html")
+    assert Client().get("/no/such/page")["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.urls("tests.crashing_urls")
+def test_a_crash_under_api_answers_json_500():
+    answer = Client(raise_request_exception=False).get("/api/crash")
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal server error; the server's log has the details"}
+
+
+def test_a_token_counts_only_under_api(preset):
+    admin = User.objects.create_superuser("root", password="pw")
+    token = ApiToken.issue(admin, "tests")
+    script = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert script.get("/admin/").status_code == 302  # to the login page: the header is ignored
+    added = script.post("/admin/auth/user/add/", {"username": "mallory", "password1": "x", "password2": "x"})
+    assert added.status_code == 403 and not User.objects.filter(username="mallory").exists()
+    assert script.post("/api/presets/ALPHA/install").status_code == 202
+
+
+def test_an_expired_token_is_refused_as_expired(preset, capsys):
+    User.objects.create_user("bot")
+    call_command("create_api_token", "bot", expires_in=30)
+    token = capsys.readouterr().out.strip()
+    stored = ApiToken.objects.get()
+    assert timedelta(days=29) < stored.expires_at - timezone.now() <= timedelta(days=30)
+    script = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert script.post("/api/presets/ALPHA/install").status_code == 202
+    ApiToken.objects.update(expires_at=timezone.now())
+    refused = script.post("/api/presets/ALPHA/cancel")
+    assert refused.status_code == 401 and refused.json() == {"error": "API token expired"}
+
+
+def test_create_api_token_refuses_a_lifetime_that_is_not_positive():
+    User.objects.create_user("bot")
+    with pytest.raises(CommandError, match="positive number of days"):
+        call_command("create_api_token", "bot", expires_in=0)
+    assert not ApiToken.objects.exists()
+
+
+def test_the_admin_lists_tokens_and_revokes_them(preset, admin_client):
+    bot = User.objects.create_user("bot")
+    token = ApiToken.issue(bot, "nightly sync", expires_at=timezone.now() + timedelta(days=7))
+    Client().get("/api/presets/ALPHA", HTTP_AUTHORIZATION=f"Bearer {token}")
+    listing = admin_client.get("/admin/presetsite/apitoken/").content.decode()
+    shown = ("Name", "User", "Prefix", "Created at", "Last used at", "Expires at", "nightly sync", "bot", token[:8])
+    assert [text for text in shown if text not in listing] == []
+    stored = ApiToken.objects.get()
+    revoked = admin_client.post(
+        "/admin/presetsite/apitoken/", {"action": "revoke", "_selected_action": [stored.pk]}, follow=True
+    )
+    assert "Revoked 1 token" in revoked.content.decode()
+    assert Client().post("/api/presets/ALPHA/install", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401

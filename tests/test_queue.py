@@ -282,10 +282,10 @@ def test_a_file_sent_without_length_and_cut_short_is_not_installed(server, setti
 
 
 @pytest.mark.parametrize("keep_partial", [True, False])
-def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, settings, user_client, keep_partial):
+def test_cancel_stops_the_download_and_keeps_or_deletes_the_part(server, settings, admin_client, keep_partial):
     preset, _, worker, part = alpha_under_way(server, settings, 2_000_000, at_least=50_000)
     suffix = "" if keep_partial else "?keep_partial=false"
-    assert user_client.post(f"/api/presets/ALPHA/cancel{suffix}").json()["status"] == "cancelled"
+    assert admin_client.post(f"/api/presets/ALPHA/cancel{suffix}").json()["status"] == "cancelled"
     worker.join(timeout=5)
     assert not worker.is_alive()
     assert part.exists() == keep_partial

@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from downloads import queue
@@ -101,3 +102,69 @@ def test_the_refresh_url_comes_from_settings_only(client, admin_user, settings, 
     client.force_login(admin_user)
     client.post("/api/presets/refresh?url=http://127.0.0.1:9/evil", {"url": "http://127.0.0.1:9/evil"})
     assert len(catalogue_server.requests) == 1
+
+
+def test_refresh_through_the_api_needs_the_admins_permission_to_change_presets(client, settings, catalogue_server):
+    catalogue_server.body = b"presets: {}\n"
+    settings.PRESETS_REFRESH_URL = catalogue_server.url
+    staff = User.objects.create_user("staff", is_staff=True)
+    client.force_login(staff)
+    refused = client.post("/api/presets/refresh")
+    assert refused.status_code == 403 and "permission to change presets" in refused.json()["error"]
+    assert catalogue_server.requests == []
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_preset"))
+    client.force_login(User.objects.get(pk=staff.pk))  # permissions are cached per user object
+    assert client.post("/api/presets/refresh").status_code == 200
+    assert len(catalogue_server.requests) == 1
+
+
+def logged_in(user):
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def test_only_staff_can_force_a_reinstall(server):
+    served_preset(server)
+    alice = logged_in(User.objects.create_user("alice"))
+    refused = alice.post("/api/presets/ALPHA/install?force=true")
+    assert refused.status_code == 403 and "only staff" in refused.json()["error"]
+    assert not DownloadJob.objects.exists()
+    staff = logged_in(User.objects.create_user("ops", is_staff=True))
+    assert staff.post("/api/presets/ALPHA/install?force=true").status_code == 202
+    assert DownloadJob.objects.get().force
+
+
+def test_only_the_owner_or_staff_can_delete_a_downloads_partial_files(server, settings):
+    preset = served_preset(server)
+    part = settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors.part"
+    part.parent.mkdir()
+    part.write_bytes(b"x" * 100)
+    alice = User.objects.create_user("alice")
+    bob = logged_in(User.objects.create_user("bob"))
+    staff = logged_in(User.objects.create_user("ops", is_staff=True))
+
+    for owner in (alice, None):
+        queue.install(preset, user=owner)
+        refused = bob.post("/api/presets/ALPHA/cancel?keep_partial=false")
+        assert refused.status_code == 403 and "only staff or the user who asked" in refused.json()["error"]
+        assert part.exists() and queue.active_job(preset).state == State.QUEUED
+        assert bob.post("/api/presets/ALPHA/cancel").json()["status"] == "cancelled"  # keeping it is fine
+        assert part.exists()
+
+    queue.install(preset, user=alice)
+    assert logged_in(alice).post("/api/presets/ALPHA/cancel?keep_partial=false").status_code == 200
+    assert not part.exists()
+    part.write_bytes(b"x" * 100)
+    queue.install(preset, user=alice)
+    assert staff.post("/api/presets/ALPHA/cancel?keep_partial=false").status_code == 200
+    assert not part.exists()
+
+
+def test_pages_and_answers_carry_the_content_security_policy(admin_client, settings):
+    for url in ("/", "/login/", "/templates/", "/admin/", "/api/presets/"):
+        policy = admin_client.get(url)["Content-Security-Policy"]
+        assert "script-src 'self' 'unsafe-eval';" in policy and "frame-ancestors 'none'" in policy
+    settings.CONTENT_SECURITY_POLICY = ""
+    assert "Content-Security-Policy" not in admin_client.get("/")

@@ -7,6 +7,7 @@ rows, and pause/cancel requests reach the running download through them.
 import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -176,15 +177,7 @@ class WorkerLease(models.Model):
     def is_held(self):
         if timezone.now() - self.renewed_at > self.TTL:
             return False
-        if self.host != socket.gethostname():
-            return True
-        try:
-            os.killpg(self.pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.host != socket.gethostname() or process_group_runs(self.pgid)
 
     def describe(self):
         return (
@@ -194,6 +187,19 @@ class WorkerLease(models.Model):
             f"{(timezone.now() - self.renewed_at).total_seconds():.0f} s ago. Stop it first (only one "
             f"`manage.py qcluster` may run per database)."
         )
+
+
+def process_group_runs(pgid):
+    """Whether a process of the group still runs. A killed worker's processes stay zombies
+    until whoever adopted them reaps them, which some container inits never do: they don't count."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 class LeaseHeld(Exception):

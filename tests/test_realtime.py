@@ -234,3 +234,22 @@ def test_a_redis_restart_under_an_open_socket_ends_with_a_fresh_snapshot(own_red
         assert asyncio.run(fresh())["current"] is None
     finally:
         app.stop()
+
+
+def test_whatever_a_client_sends_is_ignored_without_a_traceback(app, tmp_path):
+    app.create_user("alice", "a-long-password")
+    app.start_web()
+    session = app.login("alice", "a-long-password")
+
+    async def scenario():
+        async with connect(app, session) as socket:
+            await socket.recv()
+            for frame in ("not json", "{", b"\x00\xff", '{"type": "pause"}'):
+                await socket.send(frame)
+            await asyncio.sleep(1.5)  # daphne looks at its applications once a second
+            await asyncio.wait_for(await socket.ping(), 5)  # still served
+            return socket.state.name
+
+    assert asyncio.run(scenario()) == "OPEN"
+    log = (app.data / "daphne.log").read_text()
+    assert "Traceback" not in log, log

@@ -17,7 +17,7 @@ import os
 import signal
 
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
@@ -65,6 +65,7 @@ class Command(DjangoQCommand):
     def renew():
         """Renew the lease; a database that does not answer for a moment is no reason to stop."""
         try:
+            close_old_connections()  # one broken by a database restart is replaced
             return WorkerLease.renew()
         except DatabaseError as error:
             log.warning("could not renew the worker lease: %s", error)

@@ -22,7 +22,8 @@ def model_roots():
 
 
 def scan_directories(dirs=None):
-    """Bring the Template rows in line with the workflow files on disk; return counts.
+    """Bring the Template rows in line with the workflow files on disk; return counts (`errors`:
+    the files that cannot be read, whether parsed now or before).
 
     Only new or changed files (by mtime and size) are parsed; rows of vanished files go. The
     parsing happens first, the database work after, in one transaction of bulk statements.
@@ -61,7 +62,7 @@ def scan_directories(dirs=None):
                 for ref in refs
             ]
         )
-    errors = sum(1 for _, _, (fields, _) in parsed if fields["error"])
+    errors = Template.objects.exclude(error="").count()
     return {"files": len(seen), "parsed": len(parsed), "errors": errors, "removed": len(gone)}
 
 
@@ -162,9 +163,13 @@ def summary(checked):
     return {"compatible": not blocking, "can_generate": not blocking, "missing_count": len(blocking), "missing_models": missing}
 
 
+# What is known of a workflow that could not be read: nothing, not "nothing is missing".
+UNREADABLE = {"compatible": None, "can_generate": None, "missing_count": None, "missing_models": []}
+
+
 def template_report(template, checker=None):
     checked = (checker or Checker()).check([as_ref(r) for r in template.models.all()])
-    report = summary(checked)
+    report = UNREADABLE if template.error else summary(checked)
     if template.compatible != report["compatible"] or template.missing_count != report["missing_count"]:
         Template.objects.filter(pk=template.pk).update(
             compatible=report["compatible"], missing_count=report["missing_count"]

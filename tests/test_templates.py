@@ -60,7 +60,7 @@ def test_scan_records_every_workflow_and_broken_files_with_their_error(template_
 
 def test_rescan_parses_only_changed_files_and_drops_vanished_ones(template_dir):
     library.scan_directories()
-    assert library.scan_directories() == {"files": 5, "parsed": 0, "errors": 0, "removed": 0}
+    assert library.scan_directories() == {"files": 5, "parsed": 0, "errors": 1, "removed": 0}
     changed = template_dir / "ui_sdxl_basic.json"
     data = json.loads(changed.read_text())
     data["nodes"] = [n for n in data["nodes"] if n["type"] != "LoraLoader"]
@@ -161,3 +161,24 @@ def test_scan_templates_command(template_dir, capsys):
     call_command("scan_templates")
     out = capsys.readouterr().out
     assert "5 workflow files: 5 parsed, 1 unreadable" in out and "broken_truncated: unreadable" in out
+
+
+def test_scan_templates_counts_a_file_left_unreadable_since_an_earlier_scan(template_dir, capsys):
+    call_command("scan_templates")
+    capsys.readouterr()
+    call_command("scan_templates")
+    out = capsys.readouterr().out
+    assert "5 workflow files: 0 parsed, 1 unreadable, 0 removed" in out and "broken_truncated: unreadable" in out
+
+
+def test_an_unreadable_workflow_is_neither_compatible_nor_missing_nothing(template_dir, client):
+    broken = next(
+        t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "broken_truncated"
+    )
+    assert broken["compatible"] is None and broken["can_generate"] is None and broken["missing_count"] is None
+    assert "invalid JSON" in broken["error"]
+    detail = client.get(f"/api/workflows/templates/{broken['id']}/missing-models").json()
+    assert detail["can_generate"] is None and detail["missing_count"] is None and detail["missing_models"] == []
+    assert "invalid JSON" in detail["error"]
+    row = Template.objects.get(pk=broken["id"])
+    assert row.compatible is None and row.missing_count is None

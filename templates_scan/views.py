@@ -6,10 +6,11 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required as login_required_page
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from presetsite.auth import queue_action
-from templates_scan import library
+from templates_scan import library, upload
 from templates_scan.models import Template
 from templates_scan.scanner import WorkflowError, scan_workflow
 
@@ -51,35 +52,22 @@ def install_missing(request, template_id):
     return JsonResponse({"template_id": template.pk, **library.install_missing(report["missing_models"], request.user)})
 
 
-def _uploaded_workflow(request):
-    """The workflow JSON from an uploaded file, a `workflow` form field, or the request body."""
-    if "file" in request.FILES:
-        upload = request.FILES["file"]
-        if upload.size > settings.WORKFLOW_MAX_BYTES:
-            raise WorkflowError(f"{upload.name} is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
-        return upload.read()
-    text = request.POST.get("workflow") or request.body
-    if not text:
-        raise WorkflowError("send a workflow: a JSON body, a `workflow` field or a `file` upload")
-    if len(text) > settings.WORKFLOW_MAX_BYTES:
-        raise WorkflowError(f"the workflow is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
-    return text
-
-
 def check_report(request):
     """Scan a workflow sent with the request, without saving it anywhere."""
-    result = scan_workflow(_uploaded_workflow(request))
+    result = scan_workflow(upload.workflow_from(request))
     checked = library.Checker().check(result.models)
     return {"format": result.format, "warnings": result.warnings, "models_total": len(checked), **library.summary(checked)}
 
 
+@csrf_exempt  # upload.csrf_refusal checks, once the workflow's own form parser is in place
 @require_POST
 @queue_action
 def check(request):
     try:
-        return JsonResponse(check_report(request))
+        return upload.csrf_refusal(request) or JsonResponse(check_report(request))
     except WorkflowError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        status = 413 if isinstance(exc, upload.WorkflowTooLarge) else 400
+        return JsonResponse({"error": str(exc)}, status=status)
 
 
 @login_required_page
@@ -90,11 +78,15 @@ def templates_page(request):
     )
 
 
+@csrf_exempt  # as check()
 @require_POST
 @login_required_page
 def check_fragment(request):
     """The templates page's check form (htmx): the same report as HTML."""
     try:
+        refused = upload.csrf_refusal(request)
+        if refused:
+            return refused
         report, error = check_report(request), None
     except WorkflowError as exc:
         report, error = None, str(exc)

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required as login_required_page
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from presetsite.auth import queue_action
 from templates_scan import library, upload
@@ -73,9 +73,23 @@ def check(request):
 @login_required_page
 def templates_page(request):
     rescan_if_due()
-    return render(
-        request, "templates_scan/templates.html", {"reports": library.all_reports(), "dirs": library.template_dirs()}
-    )
+    planner = library.Planner()
+    cards = [{"report": report, "plan": planner.plan(report["missing_models"])} for report in library.all_reports()]
+    return render(request, "templates_scan/templates.html", {"cards": cards, "dirs": library.template_dirs()})
+
+
+def _card(request, template_id, **context):
+    template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
+    report = library.template_report(template)
+    plan = library.Planner().plan(report["missing_models"])
+    return render(request, "templates_scan/_card.html", {"report": report, "plan": plan, **context})
+
+
+@require_GET
+@login_required_page
+def template_card(request, template_id):
+    """One card of the templates page, fetched again when the queue changes under it."""
+    return _card(request, template_id)
 
 
 @csrf_exempt  # as check()
@@ -93,9 +107,14 @@ def check_fragment(request):
     return render(request, "templates_scan/check_result.html", {"report": report, "error": error})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required_page
 def install_missing_fragment(request, template_id):
+    """GET: the card asking to confirm the presets and their size; POST: queue the confirmed
+    presets and show the card as it is now."""
+    if request.method == "GET":
+        return _card(request, template_id, confirming=True)
     template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
-    outcome = library.install_missing(library.template_report(template)["missing_models"], request.user)
-    return render(request, "templates_scan/install_result.html", {"outcome": outcome})
+    missing = library.template_report(template)["missing_models"]
+    outcome = library.install_missing(missing, request.user, confirmed=request.POST.getlist("presets"))
+    return _card(request, template_id, outcome=outcome)

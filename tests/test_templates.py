@@ -10,7 +10,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from downloads.models import DownloadJob
+from presets.models import Preset
 from presets.refresh import refresh_from_file
+from presets.sizes import human_size
 from templates_scan import library
 from templates_scan.models import Template
 from tests.conftest import FIXTURES, UPSTREAM
@@ -153,8 +155,48 @@ def test_templates_page_shows_badges_missing_models_and_the_check_form(template_
     assert "SDXL/sd_xl_base_1.0.safetensors" in fragment and "missing" in fragment
     pasted = user_client.post("/templates/check", {"workflow": "[1, 2]"}).content.decode()
     assert "not a ComfyUI workflow" in pasted
-    installed = user_client.post(f"/templates/{Template.objects.get(name='api_wan_video').pk}/install-missing")
-    assert "Queued" in installed.content.decode()
+
+
+def card_of(page, name):
+    return next(card for card in page.split("<article")[1:] if f"<h3>{name}</h3>" in card)
+
+
+def test_install_missing_on_the_page_states_the_size_asks_first_then_shows_the_queue(
+    template_dir, catalogue, user_client
+):
+    wan_preset = Preset.objects.get(pk="WAN_2_1_LIGHTWEIGHT_1_3B")  # the smallest that provides both
+    size = human_size(wan_preset.approx_download_bytes)
+    page = user_client.get("/templates/").content.decode()
+    assert f"Install missing · {size}" in card_of(page, "api_wan_video")
+    assert "Install missing" not in card_of(page, "api_misc_loaders")  # no preset provides any of its models
+    wan = Template.objects.get(name="api_wan_video")
+
+    confirm = user_client.get(f"/templates/{wan.pk}/install-missing").content.decode()
+    assert 'data-testid="install-confirm"' in confirm and wan_preset.name in confirm
+    assert f"Queue {size}" in confirm and 'name="presets" value="WAN_2_1_LIGHTWEIGHT_1_3B"' in confirm
+    assert not DownloadJob.objects.exists()
+
+    confirmed = {"presets": ["WAN_2_1_LIGHTWEIGHT_1_3B"]}
+    card = user_client.post(f"/templates/{wan.pk}/install-missing", confirmed).content.decode()
+    assert "Queued WAN_2_1_LIGHTWEIGHT_1_3B" in card and ">queued</span>" in card
+    assert "5 missing" not in card and "Install missing" not in card
+    assert DownloadJob.objects.get().preset_id == "WAN_2_1_LIGHTWEIGHT_1_3B"
+    again = user_client.get(f"/templates/{wan.pk}/card").content.decode()
+    assert ">queued</span>" in again and 'data-queue="WAN_2_1_LIGHTWEIGHT_1_3B:queued"' in again
+
+
+def test_the_page_queues_only_what_was_confirmed(template_dir, catalogue, user_client):
+    library.scan_directories()
+    wan = Template.objects.get(name="api_wan_video")
+    card = user_client.post(f"/templates/{wan.pk}/install-missing").content.decode()
+    assert not DownloadJob.objects.exists() and "Install missing" in card
+
+
+def test_the_api_shows_template_paths_inside_their_folder_never_the_servers(template_dir, client):
+    answer = client.get("/api/workflows/templates")
+    paths = {t["name"]: t["path"] for t in answer.json()["templates"]}
+    assert paths["api_wan_video"] == "video/api_wan_video.json" and paths["ui_sdxl_basic"] == "ui_sdxl_basic.json"
+    assert str(template_dir) not in answer.content.decode()
 
 
 def test_scan_templates_command(template_dir, capsys):

@@ -7,7 +7,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from downloads.models import ACTIVE_STATES, DownloadJob
 from presets.models import Preset, PresetFile
+from presets.sizes import human_size
 from templates_scan.loaders import canonical_folder
 from templates_scan.models import ModelReference, Template
 from templates_scan.scanner import ModelRef, ModelRoots, WorkflowError, scan_file
@@ -22,7 +24,8 @@ def model_roots():
 
 
 def scan_directories(dirs=None):
-    """Bring the Template rows in line with the workflow files on disk; return counts.
+    """Bring the Template rows in line with the workflow files on disk; return counts (`errors`:
+    the files that cannot be read, whether parsed now or before).
 
     Only new or changed files (by mtime and size) are parsed; rows of vanished files go. The
     parsing happens first, the database work after, in one transaction of bulk statements.
@@ -61,7 +64,7 @@ def scan_directories(dirs=None):
                 for ref in refs
             ]
         )
-    errors = sum(1 for _, _, (fields, _) in parsed if fields["error"])
+    errors = Template.objects.exclude(error="").count()
     return {"files": len(seen), "parsed": len(parsed), "errors": errors, "removed": len(gone)}
 
 
@@ -162,9 +165,13 @@ def summary(checked):
     return {"compatible": not blocking, "can_generate": not blocking, "missing_count": len(blocking), "missing_models": missing}
 
 
+# What is known of a workflow that could not be read: nothing, not "nothing is missing".
+UNREADABLE = {"compatible": None, "can_generate": None, "missing_count": None, "missing_models": []}
+
+
 def template_report(template, checker=None):
     checked = (checker or Checker()).check([as_ref(r) for r in template.models.all()])
-    report = summary(checked)
+    report = UNREADABLE if template.error else summary(checked)
     if template.compatible != report["compatible"] or template.missing_count != report["missing_count"]:
         Template.objects.filter(pk=template.pk).update(
             compatible=report["compatible"], missing_count=report["missing_count"]
@@ -172,7 +179,7 @@ def template_report(template, checker=None):
     return {
         "id": template.pk,
         "name": template.name,
-        "path": template.path,
+        "path": shown_path(template.path),
         "format": template.format or None,
         "error": template.error or None,
         "warnings": template.warnings,
@@ -181,15 +188,28 @@ def template_report(template, checker=None):
     }
 
 
+def shown_path(path):
+    """A template's path inside its template folder: the server's own folders are nobody's business."""
+    for root in template_dirs():
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return Path(path).name
+
+
 def all_reports():
     checker = Checker()
     return [template_report(t, checker) for t in Template.objects.prefetch_related("models")]
 
 
-def choose_presets(missing):
+# The state a template's card shows when all it can get is in the queue: the furthest along.
+QUEUE_STATES = ("downloading", "retrying", "paused", "queued")
+
+
+def choose_presets(missing, sizes):
     """Fewest presets that provide the missing models: greedily, the one covering most, then smallest."""
     wanted = {(m["directory"], m["path"]): set(m["presets"]) for m in missing if m["presets"]}
-    sizes = dict(Preset.objects.filter(pk__in=set().union(*wanted.values())).values_list("pk", "approx_download_bytes"))
     chosen = []
     while wanted:
         counts = {}
@@ -202,14 +222,52 @@ def choose_presets(missing):
     return chosen
 
 
-def install_missing(missing, user=None):
-    """Queue the presets that bring the missing models (one job per preset, never a duplicate)."""
+class Planner:
+    """What "Install missing" would queue for a template, and what of it is in the queue already.
+
+    One per request, like Checker: the live presets and the active jobs are read once.
+    """
+
+    def __init__(self):
+        live = Preset.objects.filter(retired_at__isnull=True).values_list("pk", "name", "approx_download_bytes")
+        self.presets = {pk: {"id": pk, "name": name, "bytes": size} for pk, name, size in live}
+        self.active = dict(DownloadJob.objects.filter(state__in=ACTIVE_STATES).values_list("preset_id", "state"))
+
+    def plan(self, missing):
+        sizes = {pk: preset["bytes"] for pk, preset in self.presets.items()}
+        chosen = [
+            {**self.presets[pk], "size": human_size(self.presets[pk]["bytes"]), "state": self.active.get(pk)}
+            for pk in choose_presets(missing, sizes)
+        ]
+        to_queue = [p for p in chosen if p["state"] is None]
+        total = sum(p["bytes"] or 0 for p in to_queue)
+        in_queue = {p["state"] for p in chosen} - {None}
+        return {
+            "presets": chosen,
+            "to_queue": to_queue,
+            "total_bytes": total,
+            "total": human_size(total),
+            "sizes_unknown": any(p["bytes"] is None for p in to_queue),
+            # Whole plan in the queue: the card shows the queue's state instead of "N missing".
+            "state": next((s for s in QUEUE_STATES if s in in_queue), None) if chosen and not to_queue else None,
+            # What the page compares with the live queue to know when to fetch the card again.
+            "queue_key": " ".join(f"{p['id']}:{p['state'] or ''}" for p in chosen),
+        }
+
+
+def install_missing(missing, user=None, confirmed=None):
+    """Queue the presets that bring the missing models (one job per preset, never a duplicate).
+
+    `confirmed`, when given, is the list of presets the user agreed to: nothing else is queued.
+    """
     from downloads.queue import install
 
     queued, already = [], []
-    for preset_id in choose_presets(missing):
-        job, created = install(Preset.objects.get(pk=preset_id), user=user)
-        (queued if created else already).append(preset_id)
+    for preset in Planner().plan(missing)["presets"]:
+        if confirmed is not None and preset["id"] not in confirmed:
+            continue
+        job, created = install(Preset.objects.get(pk=preset["id"]), user=user)
+        (queued if created else already).append(preset["id"])
     unavailable = [
         {"name": m["name"], "directory": m["directory"], "url": m["url"]} for m in missing if not m["presets"]
     ]

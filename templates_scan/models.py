@@ -17,8 +17,9 @@ class Template(models.Model):
     format = models.CharField(max_length=10, blank=True, help_text='"ui" or "api"')
     error = models.TextField(blank=True, help_text="Why the file could not be read as a workflow")
     warnings = models.JSONField(default=list, blank=True)
-    compatible = models.BooleanField(default=False)
-    missing_count = models.PositiveIntegerField(default=0)
+    # Both null when the file cannot be read: whether it would run is unknown.
+    compatible = models.BooleanField(null=True, default=None)
+    missing_count = models.PositiveIntegerField(null=True, default=None)
     scanned_at = models.DateTimeField(auto_now=True)
 
     class Meta:

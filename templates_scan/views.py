@@ -6,10 +6,11 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required as login_required_page
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from presetsite.auth import queue_action
-from templates_scan import library
+from templates_scan import library, upload
 from templates_scan.models import Template
 from templates_scan.scanner import WorkflowError, scan_workflow
 
@@ -51,59 +52,69 @@ def install_missing(request, template_id):
     return JsonResponse({"template_id": template.pk, **library.install_missing(report["missing_models"], request.user)})
 
 
-def _uploaded_workflow(request):
-    """The workflow JSON from an uploaded file, a `workflow` form field, or the request body."""
-    if "file" in request.FILES:
-        upload = request.FILES["file"]
-        if upload.size > settings.WORKFLOW_MAX_BYTES:
-            raise WorkflowError(f"{upload.name} is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
-        return upload.read()
-    text = request.POST.get("workflow") or request.body
-    if not text:
-        raise WorkflowError("send a workflow: a JSON body, a `workflow` field or a `file` upload")
-    if len(text) > settings.WORKFLOW_MAX_BYTES:
-        raise WorkflowError(f"the workflow is larger than {settings.WORKFLOW_MAX_BYTES} bytes")
-    return text
-
-
 def check_report(request):
     """Scan a workflow sent with the request, without saving it anywhere."""
-    result = scan_workflow(_uploaded_workflow(request))
+    result = scan_workflow(upload.workflow_from(request))
     checked = library.Checker().check(result.models)
     return {"format": result.format, "warnings": result.warnings, "models_total": len(checked), **library.summary(checked)}
 
 
+@csrf_exempt  # upload.csrf_refusal checks, once the workflow's own form parser is in place
 @require_POST
 @queue_action
 def check(request):
     try:
-        return JsonResponse(check_report(request))
+        return upload.csrf_refusal(request) or JsonResponse(check_report(request))
     except WorkflowError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        status = 413 if isinstance(exc, upload.WorkflowTooLarge) else 400
+        return JsonResponse({"error": str(exc)}, status=status)
 
 
 @login_required_page
 def templates_page(request):
     rescan_if_due()
-    return render(
-        request, "templates_scan/templates.html", {"reports": library.all_reports(), "dirs": library.template_dirs()}
-    )
+    planner = library.Planner()
+    cards = [{"report": report, "plan": planner.plan(report["missing_models"])} for report in library.all_reports()]
+    return render(request, "templates_scan/templates.html", {"cards": cards, "dirs": library.template_dirs()})
 
 
+def _card(request, template_id, **context):
+    template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
+    report = library.template_report(template)
+    plan = library.Planner().plan(report["missing_models"])
+    return render(request, "templates_scan/_card.html", {"report": report, "plan": plan, **context})
+
+
+@require_GET
+@login_required_page
+def template_card(request, template_id):
+    """One card of the templates page, fetched again when the queue changes under it."""
+    return _card(request, template_id)
+
+
+@csrf_exempt  # as check()
 @require_POST
 @login_required_page
 def check_fragment(request):
     """The templates page's check form (htmx): the same report as HTML."""
     try:
+        refused = upload.csrf_refusal(request)
+        if refused:
+            return refused
         report, error = check_report(request), None
     except WorkflowError as exc:
         report, error = None, str(exc)
     return render(request, "templates_scan/check_result.html", {"report": report, "error": error})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required_page
 def install_missing_fragment(request, template_id):
+    """GET: the card asking to confirm the presets and their size; POST: queue the confirmed
+    presets and show the card as it is now."""
+    if request.method == "GET":
+        return _card(request, template_id, confirming=True)
     template = get_object_or_404(Template.objects.prefetch_related("models"), pk=template_id)
-    outcome = library.install_missing(library.template_report(template)["missing_models"], request.user)
-    return render(request, "templates_scan/install_result.html", {"outcome": outcome})
+    missing = library.template_report(template)["missing_models"]
+    outcome = library.install_missing(missing, request.user, confirmed=request.POST.getlist("presets"))
+    return _card(request, template_id, outcome=outcome)

@@ -1,10 +1,16 @@
 """Hostile workflow JSON: each is refused with a clear error or scanned without harm, never a crash."""
 
+import json
+
 import pytest
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from templates_scan.models import Template
 from templates_scan.scanner import ModelRoots, WorkflowError, scan_workflow
+from tests.conftest import FIXTURES
+
+WORKFLOWS = FIXTURES / "workflows"
 
 REFUSED = {
     "empty": (b"", "invalid JSON"),
@@ -82,7 +88,7 @@ def test_the_check_api_answers_400_and_saves_nothing(client, case):
     client.force_login(User.objects.create_user("alice"))
     answer = client.post("/api/workflows/check", REFUSED[case][0], content_type="application/json")
     if case == "empty":
-        assert answer.status_code == 400 and "send a workflow" in answer.json()["error"]
+        assert answer.status_code == 400 and "no workflow given" in answer.json()["error"]
     else:
         assert answer.status_code == 400 and REFUSED[case][1].split("'")[0] in answer.json()["error"]
     assert not Template.objects.exists()
@@ -93,4 +99,89 @@ def test_an_oversized_workflow_is_refused(client, settings):
     settings.WORKFLOW_MAX_BYTES = 1000
     client.force_login(User.objects.create_user("alice"))
     answer = client.post("/api/workflows/check", b'{"nodes": []}' + b" " * 2000, content_type="application/json")
-    assert answer.status_code == 400 and "larger than 1000 bytes" in answer.json()["error"]
+    assert answer.status_code == 413 and "larger than 1000 B" in answer.json()["error"]
+
+
+@pytest.fixture
+def browser_like(client, settings):
+    """A logged-in client that must pass Django's CSRF check, as a browser's session does."""
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(User.objects.create_user("alice"))
+    strict.get("/templates/")
+    return strict, strict.cookies["csrftoken"].value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sent", ["a form field", "a JSON body", "whitespace"])
+def test_an_empty_check_answers_400_no_workflow_given(browser_like, sent):
+    client, token = browser_like
+    if sent == "a form field":
+        answer = client.post("/api/workflows/check", {"workflow": "", "csrfmiddlewaretoken": token})
+    else:
+        body = b"" if sent == "a JSON body" else b"  \n "
+        answer = client.post("/api/workflows/check", body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert answer.status_code == 400 and answer.json()["error"].startswith("no workflow given")
+
+
+@pytest.mark.django_db
+def test_an_empty_check_on_the_page_says_no_workflow_given(browser_like):
+    client, token = browser_like
+    answer = client.post("/templates/check", {"workflow": "", "csrfmiddlewaretoken": token})
+    assert answer.status_code == 200 and "no workflow given" in answer.content.decode()
+    empty_file = SimpleUploadedFile("empty.json", b"")
+    answer = client.post("/templates/check", {"file": empty_file, "workflow": "", "csrfmiddlewaretoken": token})
+    assert "empty.json is empty" in answer.content.decode()
+
+
+def five_mib_workflow():
+    workflow = json.loads((WORKFLOWS / "ui_sdxl_basic.json").read_text())
+    workflow["extra"] = {"notes": "x" * (5 * 1024 * 1024)}
+    return json.dumps(workflow)
+
+
+def send(client, token, how, workflow, url="/api/workflows/check"):
+    if how == "JSON body":
+        return client.post(url, workflow, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    if how == "form field":
+        return client.post(url, {"workflow": workflow, "csrfmiddlewaretoken": token})
+    upload = SimpleUploadedFile("big.json", workflow.encode(), content_type="application/json")
+    return client.post(url, {"file": upload, "csrfmiddlewaretoken": token})
+
+
+HOW = ["JSON body", "form field", "upload"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", HOW)
+def test_a_5_mib_workflow_is_checked_however_it_is_sent(browser_like, how):
+    client, token = browser_like
+    answer = send(client, token, how, five_mib_workflow())
+    assert answer.status_code == 200, answer.content[:300]
+    assert answer.json()["format"] == "ui" and answer.json()["missing_count"] == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", HOW)
+def test_a_5_mib_workflow_is_checked_on_the_page(browser_like, how):
+    client, token = browser_like
+    answer = send(client, token, how, five_mib_workflow(), url="/templates/check")
+    assert answer.status_code == 200 and "4 missing" in answer.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", HOW)
+def test_a_workflow_over_workflow_max_bytes_gets_a_json_413(browser_like, settings, how):
+    settings.WORKFLOW_MAX_BYTES = 4 * 1024 * 1024
+    client, token = browser_like
+    answer = send(client, token, how, five_mib_workflow())
+    assert answer.status_code == 413 and "larger than 4.0 MB" in answer.json()["error"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", HOW)
+def test_the_check_still_refuses_a_session_post_without_its_csrf_token(browser_like, how):
+    client, _ = browser_like
+    assert send(client, "wrong", how, (WORKFLOWS / "ui_sdxl_basic.json").read_text()).status_code == 403
+    assert send(client, "wrong", how, "{}", url="/templates/check").status_code == 403

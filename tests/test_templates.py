@@ -10,7 +10,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from downloads.models import DownloadJob
+from presets.models import Preset
 from presets.refresh import refresh_from_file
+from presets.sizes import human_size
 from templates_scan import library
 from templates_scan.models import Template
 from tests.conftest import FIXTURES, UPSTREAM
@@ -60,7 +62,7 @@ def test_scan_records_every_workflow_and_broken_files_with_their_error(template_
 
 def test_rescan_parses_only_changed_files_and_drops_vanished_ones(template_dir):
     library.scan_directories()
-    assert library.scan_directories() == {"files": 5, "parsed": 0, "errors": 0, "removed": 0}
+    assert library.scan_directories() == {"files": 5, "parsed": 0, "errors": 1, "removed": 0}
     changed = template_dir / "ui_sdxl_basic.json"
     data = json.loads(changed.read_text())
     data["nodes"] = [n for n in data["nodes"] if n["type"] != "LoraLoader"]
@@ -153,11 +155,72 @@ def test_templates_page_shows_badges_missing_models_and_the_check_form(template_
     assert "SDXL/sd_xl_base_1.0.safetensors" in fragment and "missing" in fragment
     pasted = user_client.post("/templates/check", {"workflow": "[1, 2]"}).content.decode()
     assert "not a ComfyUI workflow" in pasted
-    installed = user_client.post(f"/templates/{Template.objects.get(name='api_wan_video').pk}/install-missing")
-    assert "Queued" in installed.content.decode()
+
+
+def card_of(page, name):
+    return next(card for card in page.split("<article")[1:] if f"<h3>{name}</h3>" in card)
+
+
+def test_install_missing_on_the_page_states_the_size_asks_first_then_shows_the_queue(
+    template_dir, catalogue, user_client
+):
+    wan_preset = Preset.objects.get(pk="WAN_2_1_LIGHTWEIGHT_1_3B")  # the smallest that provides both
+    size = human_size(wan_preset.approx_download_bytes)
+    page = user_client.get("/templates/").content.decode()
+    assert f"Install missing · {size}" in card_of(page, "api_wan_video")
+    assert "Install missing" not in card_of(page, "api_misc_loaders")  # no preset provides any of its models
+    wan = Template.objects.get(name="api_wan_video")
+
+    confirm = user_client.get(f"/templates/{wan.pk}/install-missing").content.decode()
+    assert 'data-testid="install-confirm"' in confirm and wan_preset.name in confirm
+    assert f"Queue {size}" in confirm and 'name="presets" value="WAN_2_1_LIGHTWEIGHT_1_3B"' in confirm
+    assert not DownloadJob.objects.exists()
+
+    confirmed = {"presets": ["WAN_2_1_LIGHTWEIGHT_1_3B"]}
+    card = user_client.post(f"/templates/{wan.pk}/install-missing", confirmed).content.decode()
+    assert "Queued WAN_2_1_LIGHTWEIGHT_1_3B" in card and ">queued</span>" in card
+    assert "5 missing" not in card and "Install missing" not in card
+    assert DownloadJob.objects.get().preset_id == "WAN_2_1_LIGHTWEIGHT_1_3B"
+    again = user_client.get(f"/templates/{wan.pk}/card").content.decode()
+    assert ">queued</span>" in again and 'data-queue="WAN_2_1_LIGHTWEIGHT_1_3B:queued"' in again
+
+
+def test_the_page_queues_only_what_was_confirmed(template_dir, catalogue, user_client):
+    library.scan_directories()
+    wan = Template.objects.get(name="api_wan_video")
+    card = user_client.post(f"/templates/{wan.pk}/install-missing").content.decode()
+    assert not DownloadJob.objects.exists() and "Install missing" in card
+
+
+def test_the_api_shows_template_paths_inside_their_folder_never_the_servers(template_dir, client):
+    answer = client.get("/api/workflows/templates")
+    paths = {t["name"]: t["path"] for t in answer.json()["templates"]}
+    assert paths["api_wan_video"] == "video/api_wan_video.json" and paths["ui_sdxl_basic"] == "ui_sdxl_basic.json"
+    assert str(template_dir) not in answer.content.decode()
 
 
 def test_scan_templates_command(template_dir, capsys):
     call_command("scan_templates")
     out = capsys.readouterr().out
     assert "5 workflow files: 5 parsed, 1 unreadable" in out and "broken_truncated: unreadable" in out
+
+
+def test_scan_templates_counts_a_file_left_unreadable_since_an_earlier_scan(template_dir, capsys):
+    call_command("scan_templates")
+    capsys.readouterr()
+    call_command("scan_templates")
+    out = capsys.readouterr().out
+    assert "5 workflow files: 0 parsed, 1 unreadable, 0 removed" in out and "broken_truncated: unreadable" in out
+
+
+def test_an_unreadable_workflow_is_neither_compatible_nor_missing_nothing(template_dir, client):
+    broken = next(
+        t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "broken_truncated"
+    )
+    assert broken["compatible"] is None and broken["can_generate"] is None and broken["missing_count"] is None
+    assert "invalid JSON" in broken["error"]
+    detail = client.get(f"/api/workflows/templates/{broken['id']}/missing-models").json()
+    assert detail["can_generate"] is None and detail["missing_count"] is None and detail["missing_models"] == []
+    assert "invalid JSON" in detail["error"]
+    row = Template.objects.get(pk=broken["id"])
+    assert row.compatible is None and row.missing_count is None

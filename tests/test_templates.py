@@ -157,6 +157,13 @@ def test_templates_page_shows_badges_missing_models_and_the_check_form(template_
     assert "not a ComfyUI workflow" in pasted
 
 
+def test_the_page_names_the_nodes_that_use_a_model_by_type_and_id(template_dir, catalogue, user_client):
+    page = user_client.get("/templates/").content.decode()
+    flux = card_of(page, "ui_flux_subgraph")
+    assert "LoraLoaderModelOnly #21" in flux and "subgraph #20 › " in flux
+    assert "21 LoraLoaderModelOnly" not in flux  # read as a count of 21 loaders
+
+
 def card_of(page, name):
     return next(card for card in page.split("<article")[1:] if f"<h3>{name}</h3>" in card)
 

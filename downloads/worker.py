@@ -348,5 +348,13 @@ def on_worker_spawn(sender, proc_name, **kwargs):
     Ctrl-C reaches the whole process group, so the worker takes SIGINT as "shut down": the
     download stops, its job returns to the queue, and the task ends so the cluster can stop.
     """
-    signal.signal(signal.SIGINT, lambda signum, frame: shutting_down.set())
+    signal.signal(signal.SIGINT, shut_down)
     recover_interrupted_jobs()
+
+
+def shut_down(signum, frame):
+    """SIGINT in the worker. Further ones are ignored first: a second SIGINT (Ctrl-C pressed
+    twice, or the cluster passing a stop on to its group) would run this handler again inside
+    Event.set and wait for ever on the lock the first one holds."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shutting_down.set()

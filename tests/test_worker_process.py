@@ -1,5 +1,7 @@
 """The real worker: a `manage.py qcluster` process, killed with -9 mid-file and started again."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,3 +88,27 @@ def test_ctrl_c_stops_a_running_download_at_once_and_the_next_start_resumes_it(a
     app.start_cluster()
     app.wait_for(lambda: app.job_state("BIG") == "completed")
     assert file_sha256(app.models / "checkpoints" / "big.safetensors") == server.files["/BIG.safetensors"].sha256
+
+
+def test_a_sigterm_to_the_cluster_alone_stops_the_download_at_once(app, server, tmp_path):
+    """A service manager stops the cluster's main process only; the download must not run on
+    to its end first, as django-q2 lets a task do."""
+    download_under_way(app, server, tmp_path, at_least=500_000)
+
+    asked = time.monotonic()
+    app.cluster.send_signal(signal.SIGTERM)
+    app.cluster.wait(timeout=30)
+    assert time.monotonic() - asked < 10
+    assert app.job_state("BIG") == "queued"
+    assert app.query("select count(*) from downloads_workerlease") == [(0,)]  # released
+
+
+def test_ctrl_c_pressed_twice_still_stops_the_worker(app):
+    """A second SIGINT landing inside the worker's handler used to wait for ever on the lock the
+    first one held: the cluster never stopped."""
+    for _ in range(3):
+        app.start_cluster()
+        time.sleep(3)  # the worker is up and waiting for tasks
+        os.killpg(app.cluster.pid, signal.SIGINT)
+        os.killpg(app.cluster.pid, signal.SIGINT)
+        app.cluster.wait(timeout=30)

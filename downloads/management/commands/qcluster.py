@@ -47,10 +47,10 @@ class Command(DjangoQCommand):
             os.killpg(os.getpgrp(), signal.SIGINT)
             cluster.stop()
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
         try:
             cluster.start()
+            signal.signal(signal.SIGINT, stop)  # after start: the sentinel is forked with django-q2's
+            signal.signal(signal.SIGTERM, stop)
             if run_once:
                 cluster.stop()
             while cluster.sentinel.is_alive():

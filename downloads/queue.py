@@ -21,7 +21,8 @@ class QueueError(Exception):
 
 
 def install(preset, user=None, force=False):
-    """Queue a preset; return (job, created). An already active job is returned as it is.
+    """Queue a preset; return (job, created). An already active job is returned as it is, and
+    (None, False) means every file is already on disk: there is nothing to download.
 
     The job copies the preset's file list, so a catalogue refresh cannot change a download
     under way. Files already on disk are skipped unless `force`.
@@ -31,6 +32,8 @@ def install(preset, user=None, force=False):
         return existing, False
     files = list(preset.files.all())
     sizes = disk_sizes(f.path for f in files)
+    if not force and all(file_is_installed(_row(file), sizes) for file in files):
+        return None, False
     try:
         with transaction.atomic():
             job = DownloadJob.objects.create(

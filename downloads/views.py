@@ -37,6 +37,8 @@ def install(request, preset_id):
         # It downloads again files other users have and use: the shared disk is staff's to manage.
         return _forbidden("only staff can force a reinstall of files already on disk")
     job, created = queue.install(preset, user=request.user, force=force)
+    if job is None:
+        return JsonResponse({"preset_id": preset.pk, "job_id": None, "status": "installed", "created": False})
     return _answer(job, status=202 if created else 200, created=created)
 
 

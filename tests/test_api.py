@@ -133,3 +133,40 @@ def test_refresh_endpoint_for_staff_reports_the_diff(client, admin_user, setting
     response = client.post("/api/presets/refresh")
     assert response.status_code == 502 and "HTTP 503" in response.json()["error"]
     assert Preset.objects.count() == 56
+
+
+def install_everything(settings, preset_id):
+    for file in Preset.objects.get(pk=preset_id).files.all():
+        put_file(settings, file.path, 10)
+
+
+def test_installing_an_installed_preset_queues_nothing(client, settings, catalogue):
+    from downloads.models import DownloadJob
+
+    install_everything(settings, "UPSCALE_MODELS")
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    response = client.post("/api/presets/UPSCALE_MODELS/install")
+    assert response.status_code == 200
+    assert response.json() == {"preset_id": "UPSCALE_MODELS", "job_id": None, "status": "installed", "created": False}
+    assert not DownloadJob.objects.exists()
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "installed"
+
+
+def test_force_installing_an_installed_preset_queues_it(client, settings, catalogue):
+    install_everything(settings, "UPSCALE_MODELS")
+    client.force_login(User.objects.create_user("alice", password="pw", is_staff=True))
+    response = client.post("/api/presets/UPSCALE_MODELS/install?force=true")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+
+
+def test_install_preset_command_says_an_installed_preset_is_installed(settings, catalogue, capsys):
+    from django.core.management import call_command
+
+    from downloads.models import DownloadJob
+
+    install_everything(settings, "UPSCALE_MODELS")
+    call_command("install_preset", "UPSCALE_MODELS", "--wait")
+    assert capsys.readouterr().out == (
+        "UPSCALE_MODELS is already installed; nothing to download (--force downloads it again)\n"
+    )
+    assert not DownloadJob.objects.exists()

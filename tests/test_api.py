@@ -170,3 +170,65 @@ def test_install_preset_command_says_an_installed_preset_is_installed(settings, 
         "UPSCALE_MODELS is already installed; nothing to download (--force downloads it again)\n"
     )
     assert not DownloadJob.objects.exists()
+
+
+@pytest.fixture
+def alice(client):
+    user = User.objects.create_user("alice", password="pw")
+    client.force_login(user)
+    return user
+
+
+def failed_job_with_a_part(settings, preset_id, user, size=3000):
+    """A failed download of `preset_id` asked for by `user`, `size` bytes of its first file in a .part."""
+    from downloads import queue
+    from downloads.models import DownloadJob
+
+    job, _ = queue.install(Preset.objects.get(pk=preset_id), user=user)
+    DownloadJob.objects.filter(pk=job.pk).update(state="failed", error="HTTP 503 from example.org")
+    put_file(settings, job.files.first().path + ".part", size)
+    return settings.MODEL_BASE_PATH / (job.files.first().path + ".part")
+
+
+def test_a_failed_card_tells_how_much_was_downloaded_and_who_may_delete_it(client, settings, catalogue, alice):
+    failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    job = client.get("/api/presets/UPSCALE_MODELS").json()["job"]
+    assert job["state"] == "failed" and job["partial_bytes"] == 3000 and job["can_delete_partial"] is True
+    client.force_login(User.objects.create_user("bob", password="pw"))
+    listed = {p["id"]: p for p in client.get("/api/presets/").json()["presets"]}
+    assert listed["UPSCALE_MODELS"]["job"]["can_delete_partial"] is False
+
+
+def test_cancelling_a_failed_job_dismisses_it_and_keeps_its_part(client, settings, catalogue, alice):
+    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    response = client.post("/api/presets/UPSCALE_MODELS/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert part.stat().st_size == 3000
+    preset = client.get("/api/presets/UPSCALE_MODELS").json()
+    assert preset["status"] == "available" and preset["job"]["partial_bytes"] == 3000
+    assert client.post("/api/presets/UPSCALE_MODELS/cancel").status_code == 404
+
+
+def test_dismissing_a_failed_job_can_delete_its_part(client, settings, catalogue, alice):
+    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    assert client.post("/api/presets/UPSCALE_MODELS/cancel?keep_partial=false").status_code == 200
+    assert not part.exists()
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "available"
+
+
+def test_a_refused_queue_action_says_why_in_words_naming_the_preset(client, catalogue, alice):
+    assert client.post("/api/presets/UPSCALE_MODELS/install").status_code == 202
+    assert client.post("/api/presets/UPSCALE_MODELS/pause").status_code == 200
+    again = client.post("/api/presets/UPSCALE_MODELS/pause")
+    assert again.status_code == 409
+    assert again.json()["error"] == "Video Upscale Models is already paused"
+    assert client.post("/api/presets/UPSCALE_MODELS/resume").status_code == 200
+    resume = client.post("/api/presets/UPSCALE_MODELS/resume")
+    assert resume.json()["error"] == "Video Upscale Models is already queued"
+    retry = client.post("/api/presets/UPSCALE_MODELS/retry")
+    assert retry.json()["error"] == "Video Upscale Models is already in the queue"
+    from downloads.models import DownloadJob
+
+    DownloadJob.objects.filter(preset_id="UPSCALE_MODELS").update(state="downloading")
+    resume = client.post("/api/presets/UPSCALE_MODELS/resume")
+    assert resume.json()["error"] == "Video Upscale Models is downloading; only a paused download can be resumed"

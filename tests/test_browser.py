@@ -263,3 +263,29 @@ def test_sort_by_size_installed_only_and_no_match(page, app):
     expect(page.locator("article.card")).to_have_count(2)
     expect(page.get_by_label("Installed only")).not_to_be_checked()
     expect(page.locator("input[type=search]")).to_have_value("")
+
+
+def test_a_download_waiting_to_retry_shows_its_countdown(page, server):
+    server.always("/BROKEN_MODEL.safetensors", Fault(status=503, headers={"Retry-After": "5"}))
+    broken = card(page, "BROKEN_MODEL")
+    broken.get_by_role("button", name="Install").click()
+    expect(broken).to_have_attribute("data-status", "retrying")
+    expect(broken.locator(".badge")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
+    expect(page.locator("[data-testid=current-status]")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
+    expect(page.locator("#toasts")).to_contain_text("BROKEN_MODEL: ")
+    expect(page.locator("#toasts")).to_contain_text("retrying in 5 s (attempt 2 of 3)")
+
+
+def test_a_preset_downloaded_again_still_counts_as_installed(page, app, server):
+    slow = card(page, "SLOW_MODEL")
+    slow.get_by_role("button", name="Install").click()
+    expect(slow).to_have_attribute("data-status", "installed", timeout=30_000)
+    counts = page.locator("[data-testid=counts]")
+    expect(counts).to_contain_text("1 installed")
+
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(50_000, 0.1)))
+    app.create_user("root", "r-long-password", staff=True)
+    forced = app.api("POST", "/api/presets/SLOW_MODEL/install?force=true", app.token("root"))
+    assert forced.status_code == 202
+    expect(slow).to_have_attribute("data-status", "downloading")
+    expect(counts).to_contain_text("1 installed")

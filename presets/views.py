@@ -1,5 +1,6 @@
 """The catalogue's JSON API: what the models page and scripts read."""
 
+import logging
 import os
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from presets.models import Category, Preset, disk_sizes, file_is_installed, pres
 from presets.refresh import RefreshError, refresh_from_url
 from presetsite.auth import may_change_presets
 from presetsite.params import query_flag
+
+log = logging.getLogger(__name__)
 
 
 def latest_jobs(user, preset_ids=None):
@@ -150,4 +153,5 @@ def refresh(request):
         return JsonResponse({"error": "the new catalogue is invalid; nothing changed", "errors": exc.errors}, status=422)
     except RefreshError as exc:
         return JsonResponse({"error": str(exc)}, status=502)
+    log.info("catalogue refreshed by %s: %s", request.user, result.summary())
     return JsonResponse({"status": "ok", "summary": result.summary(), **result.as_dict()})

@@ -232,3 +232,31 @@ def test_a_refused_queue_action_says_why_in_words_naming_the_preset(client, cata
     DownloadJob.objects.filter(preset_id="UPSCALE_MODELS").update(state="downloading")
     resume = client.post("/api/presets/UPSCALE_MODELS/resume")
     assert resume.json()["error"] == "Video Upscale Models is downloading; only a paused download can be resumed"
+
+
+def test_a_refresh_from_the_command_line_prints_its_summary_once(tmp_path):
+    """start and refresh_presets print the summary themselves; the refresh must not log it again."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.liveapp import ROOT
+
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "MODEL_BASE_PATH": str(tmp_path / "models"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+
+    def manage(*args):
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    manage("migrate", "--noinput")
+    output = manage("refresh_presets", "--file", str(UPSTREAM / "presets.yaml"))
+    assert output.count("56 added") == 1

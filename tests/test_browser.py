@@ -41,16 +41,20 @@ def app(tmp_path, server):
     app.stop()
 
 
+def logged_in(context, app, username, password):
+    page = context.new_page()
+    page.goto(f"{app.base}/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("[data-testid=counts]")).to_contain_text("2 presets")
+    return page
+
+
 @pytest.fixture
 def page(browser, app):
     context = browser.new_context()
-    page = context.new_page()
-    page.goto(f"{app.base}/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "a-long-password")
-    page.click("button[type=submit]")
-    expect(page.locator("[data-testid=counts]")).to_contain_text("2 presets")
-    yield page
+    yield logged_in(context, app, "alice", "a-long-password")
     context.close()
 
 
@@ -69,6 +73,7 @@ def test_install_shows_progress_completion_and_the_installed_card(page, server):
     expect(current).to_contain_text("SLOW_MODEL")
     fill = page.locator("[data-testid=progress-fill]")
     expect(fill).to_have_attribute("style", re.compile(r"width: (?!0%)\d"))
+    expect(page.locator("[data-testid=progress-text]")).to_have_text(re.compile(r"^\d+\.\d% · "))
     first = float(re.search(r"width: ([\d.]+)%", fill.get_attribute("style")).group(1))
     expect(page.locator("[data-testid=progress-text]")).not_to_contain_text(f"{first}%", timeout=10_000)
     server.always("/SLOW_MODEL.safetensors", None)
@@ -178,11 +183,7 @@ def test_only_the_owner_or_staff_is_offered_to_delete_a_partial_download(page, a
     start_trickling_download(page, app, server)
     app.create_user("bob", "b-long-password")
     context = browser.new_context()
-    bob = context.new_page()
-    bob.goto(f"{app.base}/")
-    bob.fill("input[name=username]", "bob")
-    bob.fill("input[name=password]", "b-long-password")
-    bob.click("button[type=submit]")
+    bob = logged_in(context, app, "bob", "b-long-password")
     card(bob, "SLOW_MODEL").get_by_role("button", name="Cancel").click()
     dialog = bob.locator("[data-testid=cancel-dialog]")
     expect(dialog).to_contain_text("Only the person who asked for this download, or staff, can delete")
@@ -289,3 +290,31 @@ def test_a_preset_downloaded_again_still_counts_as_installed(page, app, server):
     assert forced.status_code == 202
     expect(slow).to_have_attribute("data-status", "downloading")
     expect(counts).to_contain_text("1 installed")
+
+
+def test_a_refresh_that_changed_nothing_toasts_only_the_staff_who_asked(browser, tmp_path, server, catalogue_server):
+    app = App(tmp_path, PRESETS_REFRESH_URL=catalogue_server.url)
+    try:
+        catalogue = app.load_catalogue(tmp_path, server, {"SLOW_MODEL": 1000, "BROKEN_MODEL": 1000})
+        catalogue_server.body = catalogue.read_bytes()
+        app.create_user("alice", "a-long-password")
+        app.create_user("root", "r-long-password", staff=True)
+        app.start_web()
+        contexts = [browser.new_context(), browser.new_context()]
+        alice = logged_in(contexts[0], app, "alice", "a-long-password")
+        root = logged_in(contexts[1], app, "root", "r-long-password")
+
+        root.get_by_test_id("refresh").click()
+        expect(root.locator("#toasts")).to_contain_text("The catalogue is up to date")
+        assert len(catalogue_server.requests) == 1
+        time.sleep(1)  # an event would have reached alice by now
+        expect(alice.locator("#toasts")).to_be_empty()
+
+        catalogue_server.body = catalogue.read_bytes().replace(b"name: SLOW_MODEL", b"name: Slow model")
+        root.get_by_test_id("refresh").click()
+        expect(alice.locator("#toasts")).to_contain_text("Catalogue refreshed: 1 changed")
+        expect(card(alice, "SLOW_MODEL")).to_contain_text("Slow model")
+        for context in contexts:
+            context.close()
+    finally:
+        app.stop()

@@ -298,7 +298,8 @@ def test_a_refresh_that_changed_nothing_toasts_only_the_staff_who_asked(browser,
         catalogue = app.load_catalogue(tmp_path, server, {"SLOW_MODEL": 1000, "BROKEN_MODEL": 1000})
         catalogue_server.body = catalogue.read_bytes()
         app.create_user("alice", "a-long-password")
-        app.create_user("root", "r-long-password", staff=True)
+        superuser = "User.objects.create_superuser('root', '', 'r-long-password')"
+        app.manage("shell", "-c", f"from django.contrib.auth.models import User; {superuser}")
         app.start_web()
         contexts = [browser.new_context(), browser.new_context()]
         alice = logged_in(contexts[0], app, "alice", "a-long-password")

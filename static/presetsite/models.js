@@ -61,9 +61,10 @@ const SORTS = {
   "size-asc": (a, b) => (presetSize(a) ?? Infinity) - (presetSize(b) ?? Infinity),
 };
 
-function modelsPage(isStaff) {
+// canRefresh: the admin's rule for a refresh, staff who may change presets.
+function modelsPage(canRefresh) {
   return {
-    isStaff,
+    canRefresh,
     presets: [],
     categories: [],
     category: "",

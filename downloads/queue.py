@@ -87,7 +87,8 @@ def latest_job(preset):
 def cancellable_job(preset):
     """The job a cancel applies to: the active one, else a failed one (cancelling it dismisses
     the failure, and the preset shows as available again)."""
-    return active_job(preset) or DownloadJob.objects.filter(preset=preset, state=State.FAILED).order_by("-id").first()
+    job = active_job(preset) or latest_job(preset)
+    return job if job and job.state in (*ACTIVE_STATES, State.FAILED) else None
 
 
 def pause(job):

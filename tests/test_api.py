@@ -260,3 +260,17 @@ def test_a_refresh_from_the_command_line_prints_its_summary_once(tmp_path):
     manage("migrate", "--noinput")
     output = manage("refresh_presets", "--file", str(UPSTREAM / "presets.yaml"))
     assert output.count("56 added") == 1
+
+
+def test_the_preset_page_lists_each_file_for_logged_in_users(client, settings, catalogue, alice):
+    preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
+    first = preset.files.first()
+    put_file(settings, first.path, 10)
+    page = client.get("/presets/LTX_VIDEO_T2V/").content.decode()
+    assert "LTX-Video Text to Video" in page
+    folder, name = first.path.rsplit("/", 1)
+    assert f"<code>{folder}</code>" in page and f"<code>{name}</code>" in page and first.size in page
+    assert page.count(">installed<") == 1 and page.count("<td>not installed</td>") == preset.files.count() - 1
+    assert client.get("/presets/NOPE/").status_code == 404
+    client.logout()
+    assert client.get("/presets/LTX_VIDEO_T2V/").status_code == 302

@@ -270,7 +270,7 @@ def test_a_download_waiting_to_retry_shows_its_countdown(page, server):
     server.always("/BROKEN_MODEL.safetensors", Fault(status=503, headers={"Retry-After": "5"}))
     broken = card(page, "BROKEN_MODEL")
     broken.get_by_role("button", name="Install").click()
-    expect(broken).to_have_attribute("data-status", "retrying")
+    expect(broken).to_have_attribute("data-status", "retrying", timeout=30_000)
     expect(broken.locator(".badge")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
     expect(page.locator("[data-testid=current-status]")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
     expect(page.locator("#toasts")).to_contain_text("BROKEN_MODEL: ")

@@ -58,6 +58,10 @@ class DownloadJob(models.Model):
     def __str__(self):
         return f"{self.preset_id} ({self.state})"
 
+    def may_delete_partial(self, user):
+        """Deleting a partial download throws away someone's progress: staff or the job's owner."""
+        return user.is_staff or (user.is_authenticated and self.requested_by_id == user.pk)
+
 
 class JobFile(models.Model):
     """A file of the job, copied from the preset when the job was created.

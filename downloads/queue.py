@@ -21,7 +21,8 @@ class QueueError(Exception):
 
 
 def install(preset, user=None, force=False):
-    """Queue a preset; return (job, created). An already active job is returned as it is.
+    """Queue a preset; return (job, created). An already active job is returned as it is, and
+    (None, False) means every file is already on disk: there is nothing to download.
 
     The job copies the preset's file list, so a catalogue refresh cannot change a download
     under way. Files already on disk are skipped unless `force`.
@@ -31,6 +32,8 @@ def install(preset, user=None, force=False):
         return existing, False
     files = list(preset.files.all())
     sizes = disk_sizes(f.path for f in files)
+    if not force and all(file_is_installed(_row(file), sizes) for file in files):
+        return None, False
     try:
         with transaction.atomic():
             job = DownloadJob.objects.create(
@@ -81,20 +84,36 @@ def latest_job(preset):
     return DownloadJob.objects.filter(preset=preset).order_by("-queued_at", "-id").first()
 
 
+def cancellable_job(preset):
+    """The job a cancel applies to: the active one, else a failed one (cancelling it dismisses
+    the failure, and the preset shows as available again)."""
+    job = active_job(preset) or latest_job(preset)
+    return job if job and job.state in (*ACTIVE_STATES, State.FAILED) else None
+
+
 def pause(job):
-    _transition(job, (State.QUEUED, State.DOWNLOADING, State.RETRYING), State.PAUSED)
+    allowed = (State.QUEUED, State.DOWNLOADING, State.RETRYING)
+    _transition(job, allowed, State.PAUSED, "only a queued or running download can be paused")
 
 
 def resume(job):
     """Back into the queue at its old place: a paused job was started before the ones behind it."""
-    _transition(job, (State.PAUSED,), State.QUEUED)
+    _transition(job, (State.PAUSED,), State.QUEUED, "only a paused download can be resumed")
     transaction.on_commit(kick_worker)
 
 
 def cancel(job, keep_partial=True):
-    """Cancel; the worker stops within a second and, unless keep_partial, deletes the .part files."""
+    """Cancel (or dismiss a failed job); the worker stops within a second and, unless
+    keep_partial, deletes the .part files. A kept .part is resumed by a retry or a new install."""
     was = job.state
-    _transition(job, ACTIVE_STATES, State.CANCELLED, keep_partial=keep_partial, finished_at=timezone.now())
+    _transition(
+        job,
+        (*ACTIVE_STATES, State.FAILED),
+        State.CANCELLED,
+        "only a queued, running, paused or failed download can be cancelled",
+        keep_partial=keep_partial,
+        finished_at=timezone.now(),
+    )
     if not keep_partial and was != State.DOWNLOADING and was != State.RETRYING:
         delete_partials(job)
 
@@ -102,22 +121,44 @@ def cancel(job, keep_partial=True):
 def retry(job):
     """Put a failed or cancelled job back at the end of the queue; its .part files are resumed."""
     if active_job(job.preset):
-        raise QueueError(f"{job.preset_id} already has an active download")
+        raise QueueError(f"{job.preset.name} is already in the queue")
     with transaction.atomic():
         _transition(
-            job, (State.FAILED, State.CANCELLED), State.QUEUED, error="", queued_at=timezone.now(), finished_at=None
+            job,
+            (State.FAILED, State.CANCELLED),
+            State.QUEUED,
+            "only a failed or cancelled download can be retried",
+            error="",
+            queued_at=timezone.now(),
+            finished_at=None,
         )
         job.files.exclude(state=State.COMPLETED).update(state=State.QUEUED, error="", attempts=0)
     transaction.on_commit(kick_worker)
 
 
-def _transition(job, allowed, new_state, **fields):
+STATE_WORDS = {
+    State.QUEUED: "queued",
+    State.DOWNLOADING: "downloading",
+    State.PAUSED: "paused",
+    State.RETRYING: "waiting to retry",
+    State.COMPLETED: "installed",
+    State.FAILED: "failed",
+    State.CANCELLED: "cancelled",
+}
+
+
+def _transition(job, allowed, new_state, rule, **fields):
+    """Change the state if it is one of `allowed`, else refuse in words, `rule` saying which
+    downloads the change applies to."""
     updated = DownloadJob.objects.filter(pk=job.pk, state__in=allowed).update(
         state=new_state, updated_at=timezone.now(), **fields
     )
     job.refresh_from_db()
     if not updated:
-        raise QueueError(f"the download of {job.preset_id} is {job.state}, it cannot become {new_state}")
+        name, now = job.preset.name, STATE_WORDS[job.state]
+        if job.state == new_state:
+            raise QueueError(f"{name} is already {now}")
+        raise QueueError(f"{name} is {now}; {rule}")
     transaction.on_commit(publish_queue)
 
 

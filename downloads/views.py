@@ -37,12 +37,14 @@ def install(request, preset_id):
         # It downloads again files other users have and use: the shared disk is staff's to manage.
         return _forbidden("only staff can force a reinstall of files already on disk")
     job, created = queue.install(preset, user=request.user, force=force)
+    if job is None:
+        return JsonResponse({"preset_id": preset.pk, "job_id": None, "status": "installed", "created": False})
     return _answer(job, status=202 if created else 200, created=created)
 
 
 def _may_delete_partials(user, job, keep_partial):
     """Deleting a .part throws away someone's download: only its owner or staff may."""
-    if keep_partial or user.is_staff or (user.is_authenticated and job.requested_by_id == user.pk):
+    if keep_partial or job.may_delete_partial(user):
         return None
     return _forbidden("only staff or the user who asked for this download can delete its partial files")
 
@@ -76,7 +78,7 @@ def _job_action(action, find_job=queue.active_job, refuse=None, **options):
 
 pause = _job_action(queue.pause)
 resume = _job_action(queue.resume)
-cancel = _job_action(queue.cancel, refuse=_may_delete_partials, keep_partial=True)
+cancel = _job_action(queue.cancel, find_job=queue.cancellable_job, refuse=_may_delete_partials, keep_partial=True)
 retry = _job_action(queue.retry, find_job=queue.latest_job)
 
 

@@ -1,5 +1,7 @@
 """Catalogue curation in the Django admin: presets with their files, refresh and export."""
 
+import logging
+
 from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -8,6 +10,8 @@ from django.views.decorators.http import require_POST
 from presets.catalogue import CatalogueError, dump_catalogue
 from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
+
+log = logging.getLogger(__name__)
 
 
 class PresetFileInline(admin.TabularInline):
@@ -110,6 +114,7 @@ class PresetAdmin(admin.ModelAdmin):
         except RefreshError as exc:
             self.message_user(request, f"Refresh failed; nothing changed: {exc}", messages.ERROR)
         else:
+            log.info("catalogue refreshed by %s: %s", request.user, result.summary())
             self.message_user(request, f"Catalogue refreshed: {result.summary()}", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:presets_preset_changelist"))
 

@@ -1,10 +1,50 @@
 """Pages for end users (the admin is for curators)."""
 
+from pathlib import PurePosixPath
+
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+
+from downloads.queue import STATE_WORDS
+from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed
+from presets.sizes import human_size
+from presets.views import part_size
 
 
 @login_required
 def models_page(request):
     """Cards and queue are filled in by the page itself from the JSON API and the live socket."""
     return render(request, "presets/models.html")
+
+
+@login_required
+def preset_page(request, preset_id):
+    """One preset for its users: each file (where it goes, how big, on disk or not) and who
+    installed it when, with how each attempt ended."""
+    preset = get_object_or_404(Preset, pk=preset_id)
+    files = list(preset.files.all())
+    sizes = disk_sizes(f.path for f in files)
+    rows = [{"path": f.path, "exact_bytes": f.exact_bytes, "optional": f.optional} for f in files]
+    context = {
+        "preset": preset,
+        "installed": preset_is_installed(rows, sizes),
+        "files": [file_on_disk(f, file_is_installed(row, sizes)) for f, row in zip(files, rows)],
+        "jobs": [
+            {"job": job, "outcome": STATE_WORDS[job.state]}
+            for job in preset.download_jobs.select_related("requested_by").order_by("-created_at", "-id")
+        ],
+    }
+    return render(request, "presets/preset_detail.html", context)
+
+
+def file_on_disk(file, installed):
+    path = PurePosixPath(file.path)
+    partial = 0 if installed else part_size(file.path)
+    return {
+        "folder": str(path.parent),
+        "name": path.name,
+        "size": human_size(file.exact_bytes) if file.exact_bytes is not None else file.size,
+        "optional": file.optional,
+        "installed": installed,
+        "partial": human_size(partial) if partial else "",
+    }

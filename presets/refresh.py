@@ -7,7 +7,6 @@ dropped upstream are retired instead of deleted while installed or queued, and r
 downloads keep the file list their job copied when it started.
 """
 
-import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +28,6 @@ from presets.models import (
     preset_is_installed,
     preset_rows,
 )
-
-log = logging.getLogger(__name__)
 
 USER_AGENT = "presetsite-catalogue/1.0"
 
@@ -124,7 +121,6 @@ def load_catalogue_text(body, url, etag):
         retired=result.retired,
         version=result.version,
     )
-    log.info("catalogue refreshed: %s", result.summary())
     return result
 
 

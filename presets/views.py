@@ -1,36 +1,66 @@
 """The catalogue's JSON API: what the models page and scripts read."""
 
+import logging
+import os
+
+from django.conf import settings
 from django.db.models import Count, Max
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from downloads.engine import part_path
 from presets.catalogue import CatalogueError
 from presets.models import Category, Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, refresh_from_url
 from presetsite.auth import may_change_presets
 from presetsite.params import query_flag
 
+log = logging.getLogger(__name__)
 
-def latest_jobs(preset_ids=None):
-    """Each preset's most recent download job, as {preset_id: {job_id, state, error}}."""
-    from downloads.models import DownloadJob
+
+def latest_jobs(user, preset_ids=None):
+    """Each preset's most recent download job, as {preset_id: {job_id, state, error,
+    partial_bytes, can_delete_partial}}: what the page needs to offer cancel, keep or delete."""
+    from downloads.models import DownloadJob, JobFile, State
 
     jobs = DownloadJob.objects.all()
     if preset_ids is not None:
         jobs = jobs.filter(preset_id__in=preset_ids)
     newest = jobs.values("preset_id").annotate(newest=Max("id")).values("newest")
+    latest = list(DownloadJob.objects.filter(id__in=newest).only("preset_id", "state", "error", "requested_by"))
+    unfinished = JobFile.objects.filter(job__in=[j for j in latest if j.state != State.COMPLETED]).exclude(
+        state=State.COMPLETED
+    )
+    partial = {}
+    for job_id, path in unfinished.values_list("job_id", "path"):
+        partial[job_id] = partial.get(job_id, 0) + part_size(path)
     return {
-        job["preset_id"]: {"job_id": job["id"], "state": job["state"], "error": job["error"] or None}
-        for job in DownloadJob.objects.filter(id__in=newest).values("id", "preset_id", "state", "error")
+        job.preset_id: {
+            "job_id": job.pk,
+            "state": job.state,
+            "error": job.error or None,
+            "partial_bytes": partial.get(job.pk, 0),
+            "can_delete_partial": job.may_delete_partial(user),
+        }
+        for job in latest
     }
 
 
+def part_size(path):
+    """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
+    try:
+        return os.stat(part_path(settings.MODEL_BASE_PATH / path)).st_size
+    except OSError:
+        return 0
+
+
 def preset_status(installed, job):
-    """What the models page shows: an active job's state, else installed, failed or available."""
+    """What the models page shows: an active job's state (retrying included), else installed,
+    failed or available."""
     from downloads.models import ACTIVE_STATES
 
     if job and job["state"] in ACTIVE_STATES:
-        return "downloading" if job["state"] == "retrying" else job["state"]
+        return job["state"]
     if installed:
         return "installed"
     return "failed" if job and job["state"] == "failed" else "available"
@@ -87,7 +117,7 @@ def preset_list(request):
         rows = [row for row in rows if _matches(row, search)]
 
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
-    jobs = latest_jobs()
+    jobs = latest_jobs(request.user)
     items = [preset_json(row, sizes, jobs.get(row["id"])) for row in rows]
     installed = query_flag(request, "installed")
     if installed is not None:
@@ -101,7 +131,7 @@ def preset_detail(request, preset_id):
     if not rows:
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
     sizes = disk_sizes(f["path"] for f in rows[0]["files"])
-    return JsonResponse(preset_json(rows[0], sizes, latest_jobs([preset_id]).get(preset_id)))
+    return JsonResponse(preset_json(rows[0], sizes, latest_jobs(request.user, [preset_id]).get(preset_id)))
 
 
 @require_GET
@@ -123,4 +153,5 @@ def refresh(request):
         return JsonResponse({"error": "the new catalogue is invalid; nothing changed", "errors": exc.errors}, status=422)
     except RefreshError as exc:
         return JsonResponse({"error": str(exc)}, status=502)
+    log.info("catalogue refreshed by %s: %s", request.user, result.summary())
     return JsonResponse({"status": "ok", "summary": result.summary(), **result.as_dict()})

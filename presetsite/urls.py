@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from presets.pages import models_page
+from presets.pages import models_page, preset_page
 from presetsite.login import LoginForm
 from templates_scan import views as template_views
 
 urlpatterns = [
     path("", models_page, name="models-page"),
+    path("presets/<str:preset_id>/", preset_page, name="preset-detail"),
     path("templates/", template_views.templates_page, name="templates-page"),
     path("templates/check", template_views.check_fragment, name="templates-check"),
     path("templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"),

@@ -133,3 +133,144 @@ def test_refresh_endpoint_for_staff_reports_the_diff(client, admin_user, setting
     response = client.post("/api/presets/refresh")
     assert response.status_code == 502 and "HTTP 503" in response.json()["error"]
     assert Preset.objects.count() == 56
+
+
+def install_everything(settings, preset_id):
+    for file in Preset.objects.get(pk=preset_id).files.all():
+        put_file(settings, file.path, 10)
+
+
+def test_installing_an_installed_preset_queues_nothing(client, settings, catalogue):
+    from downloads.models import DownloadJob
+
+    install_everything(settings, "UPSCALE_MODELS")
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    response = client.post("/api/presets/UPSCALE_MODELS/install")
+    assert response.status_code == 200
+    assert response.json() == {"preset_id": "UPSCALE_MODELS", "job_id": None, "status": "installed", "created": False}
+    assert not DownloadJob.objects.exists()
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "installed"
+
+
+def test_force_installing_an_installed_preset_queues_it(client, settings, catalogue):
+    install_everything(settings, "UPSCALE_MODELS")
+    client.force_login(User.objects.create_user("alice", password="pw", is_staff=True))
+    response = client.post("/api/presets/UPSCALE_MODELS/install?force=true")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+
+
+def test_install_preset_command_says_an_installed_preset_is_installed(settings, catalogue, capsys):
+    from django.core.management import call_command
+
+    from downloads.models import DownloadJob
+
+    install_everything(settings, "UPSCALE_MODELS")
+    call_command("install_preset", "UPSCALE_MODELS", "--wait")
+    assert capsys.readouterr().out == (
+        "UPSCALE_MODELS is already installed; nothing to download (--force downloads it again)\n"
+    )
+    assert not DownloadJob.objects.exists()
+
+
+@pytest.fixture
+def alice(client):
+    user = User.objects.create_user("alice", password="pw")
+    client.force_login(user)
+    return user
+
+
+def failed_job_with_a_part(settings, preset_id, user, size=3000):
+    """A failed download of `preset_id` asked for by `user`, `size` bytes of its first file in a .part."""
+    from downloads import queue
+    from downloads.models import DownloadJob
+
+    job, _ = queue.install(Preset.objects.get(pk=preset_id), user=user)
+    DownloadJob.objects.filter(pk=job.pk).update(state="failed", error="HTTP 503 from example.org")
+    put_file(settings, job.files.first().path + ".part", size)
+    return settings.MODEL_BASE_PATH / (job.files.first().path + ".part")
+
+
+def test_a_failed_card_tells_how_much_was_downloaded_and_who_may_delete_it(client, settings, catalogue, alice):
+    failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    job = client.get("/api/presets/UPSCALE_MODELS").json()["job"]
+    assert job["state"] == "failed" and job["partial_bytes"] == 3000 and job["can_delete_partial"] is True
+    client.force_login(User.objects.create_user("bob", password="pw"))
+    listed = {p["id"]: p for p in client.get("/api/presets/").json()["presets"]}
+    assert listed["UPSCALE_MODELS"]["job"]["can_delete_partial"] is False
+
+
+def test_cancelling_a_failed_job_dismisses_it_and_keeps_its_part(client, settings, catalogue, alice):
+    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    response = client.post("/api/presets/UPSCALE_MODELS/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert part.stat().st_size == 3000
+    preset = client.get("/api/presets/UPSCALE_MODELS").json()
+    assert preset["status"] == "available" and preset["job"]["partial_bytes"] == 3000
+    assert client.post("/api/presets/UPSCALE_MODELS/cancel").status_code == 404
+
+
+def test_dismissing_a_failed_job_can_delete_its_part(client, settings, catalogue, alice):
+    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+    assert client.post("/api/presets/UPSCALE_MODELS/cancel?keep_partial=false").status_code == 200
+    assert not part.exists()
+    assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "available"
+
+
+def test_a_refused_queue_action_says_why_in_words_naming_the_preset(client, catalogue, alice):
+    assert client.post("/api/presets/UPSCALE_MODELS/install").status_code == 202
+    assert client.post("/api/presets/UPSCALE_MODELS/pause").status_code == 200
+    again = client.post("/api/presets/UPSCALE_MODELS/pause")
+    assert again.status_code == 409
+    assert again.json()["error"] == "Video Upscale Models is already paused"
+    assert client.post("/api/presets/UPSCALE_MODELS/resume").status_code == 200
+    resume = client.post("/api/presets/UPSCALE_MODELS/resume")
+    assert resume.json()["error"] == "Video Upscale Models is already queued"
+    retry = client.post("/api/presets/UPSCALE_MODELS/retry")
+    assert retry.json()["error"] == "Video Upscale Models is already in the queue"
+    from downloads.models import DownloadJob
+
+    DownloadJob.objects.filter(preset_id="UPSCALE_MODELS").update(state="downloading")
+    resume = client.post("/api/presets/UPSCALE_MODELS/resume")
+    assert resume.json()["error"] == "Video Upscale Models is downloading; only a paused download can be resumed"
+
+
+def test_a_refresh_from_the_command_line_prints_its_summary_once(tmp_path):
+    """start and refresh_presets print the summary themselves; the refresh must not log it again."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.liveapp import ROOT
+
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "MODEL_BASE_PATH": str(tmp_path / "models"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+
+    def manage(*args):
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    manage("migrate", "--noinput")
+    output = manage("refresh_presets", "--file", str(UPSTREAM / "presets.yaml"))
+    assert output.count("56 added") == 1
+
+
+def test_the_preset_page_lists_each_file_for_logged_in_users(client, settings, catalogue, alice):
+    preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
+    first = preset.files.first()
+    put_file(settings, first.path, 10)
+    page = client.get("/presets/LTX_VIDEO_T2V/").content.decode()
+    assert "LTX-Video Text to Video" in page
+    folder, name = first.path.rsplit("/", 1)
+    assert f"<code>{folder}</code>" in page and f"<code>{name}</code>" in page and first.size in page
+    assert page.count(">installed<") == 1 and page.count("<td>not installed</td>") == preset.files.count() - 1
+    assert client.get("/presets/NOPE/").status_code == 404
+    client.logout()
+    assert client.get("/presets/LTX_VIDEO_T2V/").status_code == 302

@@ -51,7 +51,7 @@ def test_queue_actions_follow_the_queue_rules(admin_client):
     failed = job_in(State.FAILED, "BROKEN")
 
     page = act(admin_client, "pause", waiting, failed)
-    assert "1 job(s) paused" in page and "BROKEN is failed, it cannot become paused" in page
+    assert "1 job(s) paused" in page and "BROKEN is failed; only a queued or running download can be paused" in page
     assert DownloadJob.objects.get(pk=waiting.pk).state == State.PAUSED
 
     act(admin_client, "retry", failed)

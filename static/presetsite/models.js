@@ -17,6 +17,15 @@ function humanSize(bytes) {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+// One precision for every progress figure: 25.2%, 29.0%, 100.0%.
+function percent(value) {
+  return `${Number(value || 0).toFixed(1)}%`;
+}
+
 function humanDuration(seconds) {
   if (seconds === null || seconds === undefined) return "";
   if (seconds < 60) return `${seconds}s`;
@@ -24,16 +33,48 @@ function humanDuration(seconds) {
   return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
 }
 
+function catalogueChanged(diff) {
+  return ["added", "changed", "removed", "retired"].some((key) => (diff[key] || []).length);
+}
+
+function catalogueChanges(diff) {
+  return ["added", "changed", "removed", "retired"]
+    .filter((key) => (diff[key] || []).length)
+    .map((key) => `${diff[key].length} ${key}`)
+    .join(", ");
+}
+
 const ACTIVE = ["queued", "downloading", "retrying", "paused"];
 
-function modelsPage(isStaff) {
+// The catalogue's download size, else the sum of its files' sizes (exact where known).
+function presetSize(preset) {
+  if (preset.download_size_bytes !== null) return preset.download_size_bytes;
+  const sizes = preset.files.map((f) => f.exact_bytes ?? f.size_bytes).filter((size) => size !== null);
+  return sizes.length ? sizes.reduce((a, b) => a + b, 0) : null;
+}
+
+// Presets of unknown size go last either way.
+const SORTS = {
+  catalogue: () => 0,
+  name: (a, b) => a.name.localeCompare(b.name),
+  "size-desc": (a, b) => (presetSize(b) ?? -1) - (presetSize(a) ?? -1),
+  "size-asc": (a, b) => (presetSize(a) ?? Infinity) - (presetSize(b) ?? Infinity),
+};
+
+// canRefresh: the admin's rule for a refresh, staff who may change presets.
+function modelsPage(canRefresh) {
   return {
-    isStaff,
+    canRefresh,
     presets: [],
     categories: [],
     category: "",
     type: "",
     search: "",
+    installedOnly: false,
+    sort: "catalogue",
+    cancelling: null,
+    retryAt: {},
+    now: Date.now(),
     current: null,
     waiting: [],
     connected: false,
@@ -42,8 +83,17 @@ function modelsPage(isStaff) {
     retryDelay: 500,
 
     async init() {
+      setInterval(() => (this.now = Date.now()), 1000);
       await Promise.all([this.loadPresets(), this.loadCategories()]);
       this.connect();
+      this.$nextTick(() => this.showLinkedCard());
+      window.addEventListener("hashchange", () => this.showLinkedCard());
+    },
+
+    // Links such as /#preset-FLUX_DEV point at a card that exists only once the cards are drawn.
+    showLinkedCard() {
+      const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+      if (target) target.scrollIntoView({ block: "center" });
     },
 
     async loadPresets() {
@@ -72,17 +122,37 @@ function modelsPage(isStaff) {
 
     get visible() {
       const needle = this.search.trim().toLowerCase();
-      return this.presets.filter(
+      const shown = this.presets.filter(
         (p) =>
           (!this.category || p.category === this.category) &&
           (!this.type || p.type === this.type) &&
+          (!this.installedOnly || p.installed) &&
           (!needle ||
             [p.id, p.name, p.description, ...p.tags].some((t) => t.toLowerCase().includes(needle))),
       );
+      return shown.sort(SORTS[this.sort]);
     },
 
-    count(status) {
-      return this.presets.filter((p) => p.status === status).length;
+    get filtered() {
+      return Boolean(this.search || this.category || this.type || this.installedOnly);
+    },
+
+    clearFilters() {
+      this.search = "";
+      this.category = "";
+      this.type = "";
+      this.installedOnly = false;
+    },
+
+    // A preset being downloaded again (force) is still installed until the new file replaces it.
+    get installedCount() {
+      return this.presets.filter((p) => p.installed).length;
+    },
+
+    statusText(status, presetId) {
+      if (status !== "retrying") return status;
+      const seconds = Math.ceil(((this.retryAt[presetId] || 0) - this.now) / 1000);
+      return seconds > 0 ? `retrying in ${seconds} s` : "retrying now";
     },
 
     connect() {
@@ -108,18 +178,20 @@ function modelsPage(isStaff) {
       } else if (event.type === "download_progress") {
         if (this.current && this.current.job_id === event.job_id) Object.assign(this.current, event);
       } else if (event.type === "download_retrying") {
-        showToast("warning", `${event.preset_id}: retrying (attempt ${event.attempt} of ${event.max}): ${event.error}`);
+        const seconds = Math.max(1, Math.round(event.delay));
+        this.retryAt[event.preset_id] = Date.now() + seconds * 1000;
+        showToast(
+          "warning",
+          `${this.nameOf(event.preset_id)}: ${event.error}; retrying in ${seconds} s (attempt ${event.attempt} of ${event.max})`,
+        );
       } else if (event.type === "download_complete") {
         showToast("success", `${this.nameOf(event.preset_id)} is installed`);
         this.reloadPreset(event.preset_id);
       } else if (event.type === "download_failed") {
         showToast("error", `${this.nameOf(event.preset_id)} failed: ${event.error}`);
         this.reloadPreset(event.preset_id);
-      } else if (event.type === "catalogue_refreshed") {
-        showToast(
-          "info",
-          `Catalogue refreshed: ${event.added.length} added, ${event.changed.length} changed, ${event.removed.length} removed`,
-        );
+      } else if (event.type === "catalogue_refreshed" && catalogueChanged(event)) {
+        showToast("info", `Catalogue refreshed: ${catalogueChanges(event)}`);
         this.loadPresets();
         this.loadCategories();
       }
@@ -132,7 +204,7 @@ function modelsPage(isStaff) {
       for (const job of [snapshot.current, ...snapshot.queue]) if (job) active.set(job.preset_id, job.status);
       for (const preset of this.presets) {
         if (active.has(preset.id)) {
-          preset.status = active.get(preset.id) === "retrying" ? "downloading" : active.get(preset.id);
+          preset.status = active.get(preset.id);
         } else if (ACTIVE.includes(preset.status)) {
           this.reloadPreset(preset.id);
         }
@@ -154,9 +226,37 @@ function modelsPage(isStaff) {
         showToast("error", data.error || `${action} failed`);
         return;
       }
-      if (action === "install") showToast("info", `${preset.name} queued`);
+      if (action === "install") {
+        showToast("info", data.status === "installed" ? `${preset.name} is already installed` : `${preset.name} queued`);
+      }
       preset.status = data.status === "cancelled" ? "available" : data.status;
-      if (data.status === "cancelled") this.reloadPreset(preset.id);
+      return data;
+    },
+
+    // Cancel (or dismiss a failed download) asks first whether to keep what was downloaded.
+    async askCancel(preset) {
+      await this.reloadPreset(preset.id);
+      const fresh = this.presetById(preset.id);
+      const job = fresh.job || {};
+      this.cancelling = {
+        preset: fresh,
+        failed: fresh.status === "failed",
+        partial: job.partial_bytes || 0,
+        canDelete: Boolean(job.can_delete_partial),
+      };
+    },
+
+    async confirmCancel(keep) {
+      const { preset, failed, partial } = this.cancelling;
+      this.cancelling = null;
+      const data = await this.act(preset, "cancel", keep ? "" : "?keep_partial=false");
+      if (!data) return;
+      const what = failed ? "failed download dismissed" : "download cancelled";
+      let outcome = `${preset.name}: ${what}`;
+      if (partial && keep) outcome += `; the ${humanSize(partial)} downloaded is kept and Install resumes from it`;
+      else if (partial) outcome += ` and the ${humanSize(partial)} downloaded deleted`;
+      showToast("success", outcome);
+      this.reloadPreset(preset.id);
     },
 
     async refreshCatalogue() {
@@ -167,7 +267,7 @@ function modelsPage(isStaff) {
       const data = await response.json();
       // A refresh that changed something reaches everyone as a catalogue_refreshed event.
       if (!response.ok) showToast("error", `Refresh failed: ${data.error}`);
-      else if (data.not_modified) showToast("info", "The catalogue is up to date");
+      else if (data.not_modified || !catalogueChanged(data)) showToast("info", "The catalogue is up to date");
     },
 
     presetById(id) {
@@ -176,5 +276,8 @@ function modelsPage(isStaff) {
 
     humanSize,
     humanDuration,
+    plural,
+    percent,
+    presetSize,
   };
 }

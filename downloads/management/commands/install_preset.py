@@ -23,6 +23,9 @@ class Command(BaseCommand):
         if preset is None:
             raise CommandError(f"no preset {preset_id!r}; see GET /api/presets/ for the ids")
         job, created = queue.install(preset, force=force)
+        if job is None:
+            self.stdout.write(f"{preset_id} is already installed; nothing to download (--force downloads it again)")
+            return
         self.stdout.write(f"{'Queued' if created else 'Already in the queue:'} {preset_id} (job {job.pk})")
         if wait:
             self.follow(job)

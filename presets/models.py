@@ -5,11 +5,11 @@ import stat
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from presets.catalogue import unsafe_path_reason, unsafe_url_reason
-from presets.sizes import parse_size
+from presets.catalogue import preset_id_reason, unsafe_path_reason, unsafe_url_reason
+from presets.sizes import MAX_BYTES, parse_size
 
 
 def validate_size(value):
@@ -19,8 +19,14 @@ def validate_size(value):
         raise ValidationError(str(exc)) from None
 
 
+def validate_preset_id(value):
+    problem = preset_id_reason(value)
+    if problem:
+        raise ValidationError(f"The id {problem}.")
+
+
 def validate_model_path(value):
-    problem = unsafe_path_reason(value)
+    problem = unsafe_path_reason(value, settings.MODEL_BASE_PATH)
     if problem:
         raise ValidationError(f"Path {problem}.")
 
@@ -50,7 +56,7 @@ class Preset(models.Model):
     LOCAL = "local"
     SOURCES = [(UPSTREAM, "Upstream catalogue"), (LOCAL, "Curated locally")]
 
-    id = models.CharField(max_length=100, primary_key=True)
+    id = models.CharField(max_length=100, primary_key=True, validators=[validate_preset_id])
     name = models.CharField(max_length=200)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="presets")
     type = models.CharField(max_length=30)
@@ -121,14 +127,17 @@ class PresetFile(models.Model):
         max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
     )
     approx_bytes = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Approximate, from size")
-    exact_bytes = models.BigIntegerField(null=True, blank=True, help_text="Exact byte count, when known")
+    exact_bytes = models.BigIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BYTES)],
+        help_text="Exact byte count, when known",
+    )
     sha256 = models.CharField(
         max_length=64, blank=True, validators=[RegexValidator(r"^[0-9a-f]{64}$", "64 lowercase hex digits")]
     )
     optional = models.BooleanField(
-        null=True,
-        blank=True,
-        help_text="Upstream's optional flag; empty when the catalogue does not say.",
+        default=False, help_text="Not needed for the preset to count as installed (upstream's optional flag)."
     )
 
     class Meta:
@@ -152,7 +161,7 @@ class PresetFile(models.Model):
             approx_bytes=parse_size(entry["size"]),
             exact_bytes=entry.get("size_bytes"),
             sha256=entry.get("sha256", ""),
-            optional=entry.get("optional"),
+            optional=entry.get("optional", False),
         )
 
 
@@ -186,8 +195,8 @@ def catalogue_entry(row):
     files = []
     for file in row["files"]:
         entry = {"path": file["path"], "url": file["url"], "size": file["size"]}
-        if file["optional"] is not None:
-            entry["optional"] = file["optional"]
+        if file["optional"]:
+            entry["optional"] = True
         if file["sha256"]:
             entry["sha256"] = file["sha256"]
         if file["exact_bytes"] is not None:

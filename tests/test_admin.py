@@ -86,7 +86,6 @@ def test_editing_a_preset_makes_it_locally_curated_and_survives_refresh(staff, c
                 f"files-{index}-size": file.size,
                 f"files-{index}-exact_bytes": "",
                 f"files-{index}-sha256": "",
-                f"files-{index}-optional": "unknown",
             }
         )
     response = staff.post(f"{CHANGELIST}LTX_VIDEO_T2V/change/", form)
@@ -116,7 +115,6 @@ def test_admin_refuses_an_unsafe_file_path(staff, catalogue):
         "files-0-path": "../../etc/passwd",
         "files-0-url": "file:///etc/shadow",
         "files-0-size": "1GB",
-        "files-0-optional": "unknown",
     }
     page = staff.post(f"{CHANGELIST}add/", form).content.decode()
     assert "Path must not contain &#x27;..&#x27;" in page

@@ -5,6 +5,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from downloads.queue import delete_presets
 from presets.catalogue import CatalogueError, dump_catalogue
 from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
@@ -70,6 +71,12 @@ class PresetAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, ordering="retired_at")
     def retired(self, preset):
         return preset.retired
+
+    def delete_model(self, request, obj):
+        delete_presets(Preset.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        delete_presets(queryset)
 
     def save_model(self, request, obj, form, change):
         """An admin's edit makes the preset locally curated, so a refresh won't undo it."""

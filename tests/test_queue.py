@@ -16,6 +16,7 @@ from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
 from tests.faultserver import Fault
+from tests.liveapp import App
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -503,3 +504,43 @@ def test_a_storm_of_queue_actions_answers_only_success_or_conflict(server, user_
         thread.join()
     assert len(statuses) == 80 and set(statuses) <= {200, 202, 404, 409}
     assert DownloadJob.objects.filter(state__in=[State.QUEUED]).count() <= 1
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = App(tmp_path)
+    yield app
+    app.stop()
+
+
+def test_a_real_worker_fails_a_job_it_cannot_write_and_runs_the_next_at_once(app, server, tmp_path):
+    app.load_catalogue(tmp_path, server, {"BLOCKED": 10_000, "NEXT": 10_000})
+    (app.models / "checkpoints" / "blocked.safetensors.part").mkdir(parents=True)
+    app.start_cluster()
+    app.manage("install_preset", "BLOCKED")
+    app.manage("install_preset", "NEXT")
+
+    app.wait_for(lambda: app.job_state("NEXT") == "completed")
+    assert app.job_state("BLOCKED") == "failed"
+    [(error,)] = app.query("select error from downloads_downloadjob where preset_id = ?", "BLOCKED")
+    assert "checkpoints/blocked.safetensors" in error and "Is a directory" in error
+
+
+def test_cancelling_a_job_no_worker_runs_wakes_the_worker_for_the_next(app, server, tmp_path):
+    """A job left downloading by a worker task that died holds the queue; cancelling it must be
+    enough for the job behind it to start, without waiting for another install."""
+    app.load_catalogue(tmp_path, server, {"FIRST": 1000, "STUCK": 1000, "NEXT": 1000})
+    app.start_cluster()
+    app.manage("install_preset", "FIRST", "--wait")  # the cluster is up and has recovered
+    app.manage(
+        "shell", "-c", "from downloads.models import DownloadJob; DownloadJob.objects.create(preset_id='STUCK', state='downloading')"
+    )
+    app.manage("install_preset", "NEXT")
+    assert app.job_state("NEXT") == "queued"
+
+    app.manage(
+        "shell", "-c", "from downloads import queue; from downloads.models import DownloadJob; "
+        "queue.cancel(DownloadJob.objects.get(preset_id='STUCK'), keep_partial=False)"
+    )
+
+    app.wait_for(lambda: app.job_state("NEXT") == "completed", timeout=30)

@@ -1,14 +1,33 @@
 """Catalogue curation in the Django admin: presets with their files, refresh and export."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from downloads.queue import delete_presets
-from presets.catalogue import CatalogueError, dump_catalogue
+from presets.catalogue import CatalogueError, dump_catalogue, tags_as_text, tags_from_text
 from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
+
+
+class TagsField(forms.CharField):
+    """Tags typed as "lora, team" and shown the same way, stored as the list presets.yaml has."""
+
+    def prepare_value(self, value):
+        return tags_as_text(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return tags_from_text(super().to_python(value))
+
+
+class PresetForm(forms.ModelForm):
+    tags = TagsField(required=False, help_text="Separated by commas, e.g. lora, team")
+
+    class Meta:
+        model = Preset
+        fields = "__all__"
 
 
 class PresetFileInline(admin.TabularInline):
@@ -49,6 +68,7 @@ class RetiredFilter(admin.SimpleListFilter):
 
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
+    form = PresetForm
     change_list_template = "admin/presets/preset/change_list.html"
     list_display = ("id", "name", "category", "type", "download_size", "source", "installed", "retired")
     list_filter = ("category", "type", "source", InstalledFilter, RetiredFilter)

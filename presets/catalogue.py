@@ -228,8 +228,8 @@ def _validate_preset(where, preset, categories, errors, model_root):
     clean["download_size"] = _size(where, preset, "download_size", errors)
 
     tags = preset.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
-        errors.add(f"{where}: tags: must be a list of non-empty strings")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() and "," not in t for t in tags):
+        errors.add(f"{where}: tags: must be a list of non-empty words or phrases without commas")
         tags = []
     clean["tags"] = tags
 
@@ -287,6 +287,15 @@ def _validate_file(where, file, errors, model_root):
         else:
             clean["size_bytes"] = exact
     return clean
+
+
+def tags_from_text(text):
+    """Tags as people type them, "lora, team": the admin's form. A tag never holds a comma."""
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def tags_as_text(tags):
+    return ", ".join(tags)
 
 
 def preset_id_reason(preset_id):

@@ -138,6 +138,7 @@ HOSTILE = {
     "unknown category": (catalogue_text({"X": preset(category="Nope")}), "preset 'X': category: 'Nope'"),
     "bad type": (catalogue_text({"X": preset(type="Image Stuff")}), "preset 'X': type:"),
     "tags not a list": (catalogue_text({"X": preset(tags="a,b")}), "preset 'X': tags:"),
+    "tag with a comma": (catalogue_text({"X": preset(tags=["a, b"])}), "preset 'X': tags: must be a list of non-empty words"),
     "download_size not a size": (catalogue_text({"X": preset(download_size="huge")}), "preset 'X': download_size:"),
     "files empty": (catalogue_text({"X": preset(files=[])}), "preset 'X': files: must be a non-empty list"),
     "files missing": (catalogue_text({"X": {k: v for k, v in preset().items() if k != "files"}}), "missing files"),

@@ -70,7 +70,7 @@ class RetiredFilter(admin.SimpleListFilter):
 class PresetAdmin(admin.ModelAdmin):
     form = PresetForm
     change_list_template = "admin/presets/preset/change_list.html"
-    list_display = ("id", "name", "category", "type", "download_size", "source", "installed", "retired")
+    list_display = ("id", "name", "category", "size", "source", "installed", "retired")  # type: a filter
     list_filter = ("category", "type", "source", InstalledFilter, RetiredFilter)
     search_fields = ("id", "name", "description", "use_case")
     readonly_fields = ("approx_download_bytes", "retired_at", "created_at", "updated_at")
@@ -83,6 +83,10 @@ class PresetAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         """The id is what jobs, workflows and URLs refer to: set once, never renamed in place."""
         return self.readonly_fields + (("id",) if obj else ())
+
+    @admin.display(ordering="approx_download_bytes")
+    def size(self, preset):
+        return preset.download_size
 
     @admin.display(boolean=True)
     def installed(self, preset):

@@ -41,11 +41,12 @@ class JobFileInline(admin.TabularInline):
 
     @admin.display(description="bytes")
     def progress(self, file):
-        total = file.bytes_total or file.exact_bytes
+        done, total = human_size(file.bytes_done), file.bytes_total or file.exact_bytes
         if total:
-            return f"{human_size(file.bytes_done)} / {human_size(total)}"
-        approx = f", about {human_size(file.approx_bytes)}" if file.approx_bytes else ""
-        return f"{human_size(file.bytes_done)} (size not known yet{approx})"
+            return f"{done} / {human_size(total)}"
+        if file.approx_bytes:
+            return f"{done} / about {human_size(file.approx_bytes)}"
+        return f"{done} (size unknown)"
 
 
 @admin.register(DownloadJob)

@@ -23,7 +23,11 @@ class TagsField(forms.CharField):
 
 
 class PresetForm(forms.ModelForm):
-    tags = TagsField(required=False, help_text="Separated by commas, e.g. lora, team")
+    tags = TagsField(
+        required=False,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text="Separated by commas, e.g. lora, team",
+    )
 
     class Meta:
         model = Preset

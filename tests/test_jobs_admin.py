@@ -99,7 +99,7 @@ def test_a_cancelled_jobs_files_say_they_were_not_downloaded_and_unknown_sizes_s
     page = admin_client.get(f"{CHANGELIST}{job.pk}/change/").content.decode()
 
     assert "Not downloaded (job cancelled)" in page and ">Queued<" not in page
-    assert "2.0 KB (size not known yet)" in page and "B / <" not in page
+    assert "2.0 KB (size unknown)" in page and "B / <" not in page
 
 
 def test_django_q2s_own_pages_are_not_in_the_admin(admin_client):

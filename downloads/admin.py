@@ -16,7 +16,8 @@ from presets.sizes import human_size
 # plumbing: every download is one `run_queue` task there, and what people manage and read is
 # *Download jobs*. Shown beside it they only confuse.
 for model in (Schedule, Success, Failure, OrmQ):
-    admin.site.unregister(model)
+    if admin.site.is_registered(model):  # OrmQ only with the database as broker, not Redis
+        admin.site.unregister(model)
 
 
 class JobFileInline(admin.TabularInline):

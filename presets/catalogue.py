@@ -24,6 +24,9 @@ REQUIRED_PRESET_FIELDS = ("name", "category", "type", "files")
 FILE_FIELDS = ("path", "url", "size", "optional", "sha256", "size_bytes")
 CATEGORY_FIELDS = ("description", "type")
 
+# The longest text each field may hold, in characters: the database's columns are made to
+# these (presets.models), so what loads here always fits there.
+MAX_LENGTHS = {"name": 200, "category": 100, "path": 500, "url": 2000, "size": 50, "download_size": 50, "version": 50}
 PRESET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -157,6 +160,8 @@ def validate_catalogue(data, model_root=None):
         for key, value in metadata.items():
             if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None))):
                 errors.add(f"metadata: {key!r}: must be a plain value, got {_kind(value)}")
+            elif key == "version":
+                _fits("metadata", "version", str(value), errors)
 
     categories = _validate_categories(data.get("categories", {}), errors)
 
@@ -192,6 +197,8 @@ def _validate_categories(categories, errors):
         where = f"category {name!r}"
         if not isinstance(name, str) or not name.strip():
             errors.add(f"{where}: name must be a non-empty string")
+            continue
+        if not _fits(where, "category", name, errors):
             continue
         if not isinstance(category, dict):
             errors.add(f"{where}: must be a mapping with description and type, got {_kind(category)}")
@@ -314,8 +321,8 @@ def unsafe_path_reason(path, model_root=None):
     """
     if not path.strip():
         return "must not be empty"
-    if len(path) > 500:
-        return "is longer than 500 characters"
+    if len(path) > MAX_LENGTHS["path"]:
+        return f"is longer than {MAX_LENGTHS['path']} characters"
     if UNSAFE_PATH_CHARS.search(path):
         return "contains a control character, backslash or one of : * ? \" < > |"
     if path.startswith("/") or path.startswith("~"):
@@ -425,7 +432,17 @@ def _string(where, mapping, field, errors, required):
     if not isinstance(value, str):
         errors.add(f"{where}: {field}: must be a string, got {_kind(value)}")
         return None
+    if not _fits(where, field, value, errors):
+        return None
     return value
+
+
+def _fits(where, field, value, errors):
+    longest = MAX_LENGTHS.get(field)
+    if longest is not None and len(value) > longest:
+        errors.add(f"{where}: {field}: is {len(value)} characters long; at most {longest} fit")
+        return False
+    return True
 
 
 def _size(where, mapping, field, errors):
@@ -435,6 +452,8 @@ def _size(where, mapping, field, errors):
         return ""
     if not isinstance(value, str):
         errors.add(f"{label}: must be a string like '4.8GB', got {_kind(value)}")
+        return ""
+    if not _fits(where, field, value, errors):
         return ""
     try:
         parse_size(value)

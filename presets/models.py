@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from presets.catalogue import preset_id_reason, unsafe_path_reason, unsafe_url_reason
+from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_path_reason, unsafe_url_reason
 from presets.sizes import MAX_BYTES, parse_size
 
 
@@ -38,7 +38,7 @@ def validate_download_url(value):
 
 
 class Category(models.Model):
-    name = models.CharField(max_length=100, primary_key=True)
+    name = models.CharField(max_length=MAX_LENGTHS["category"], primary_key=True)
     description = models.TextField(blank=True)
     type = models.CharField(max_length=30)
     position = models.PositiveIntegerField(default=0)
@@ -57,14 +57,14 @@ class Preset(models.Model):
     SOURCES = [(UPSTREAM, "Upstream catalogue"), (LOCAL, "Curated locally")]
 
     id = models.CharField(max_length=100, primary_key=True, validators=[validate_preset_id])
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=MAX_LENGTHS["name"])
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="presets")
     type = models.CharField(max_length=30)
     description = models.TextField(blank=True)
     use_case = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
     download_size = models.CharField(
-        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
+        max_length=MAX_LENGTHS["download_size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
     )
     approx_download_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
     source = models.CharField(
@@ -118,13 +118,13 @@ class PresetFile(models.Model):
     preset = models.ForeignKey(Preset, on_delete=models.CASCADE, related_name="files")
     position = models.PositiveIntegerField(default=0)
     path = models.CharField(
-        max_length=500,
+        max_length=MAX_LENGTHS["path"],
         validators=[validate_model_path],
         help_text="Relative to the model root, e.g. checkpoints/x.safetensors",
     )
-    url = models.CharField(max_length=2000, validators=[validate_download_url])
+    url = models.CharField(max_length=MAX_LENGTHS["url"], validators=[validate_download_url])
     size = models.CharField(
-        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
+        max_length=MAX_LENGTHS["size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
     )
     approx_bytes = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Approximate, from size")
     exact_bytes = models.BigIntegerField(
@@ -250,7 +250,7 @@ class CatalogueSource(models.Model):
     """Where the catalogue was last refreshed from, for conditional requests and the admin."""
 
     url = models.CharField(max_length=2000, blank=True)
-    version = models.CharField(max_length=50, blank=True)
+    version = models.CharField(max_length=MAX_LENGTHS["version"], blank=True)
     etag = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)

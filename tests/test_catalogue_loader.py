@@ -173,6 +173,17 @@ HOSTILE = {
         "files[0]: size: '9999999TB' is too large: at most 8388607TB",
     ),
     "download_size too large": (catalogue_text({"X": preset(download_size="9" * 400 + "GB")}), "download_size:"),
+    "name longer than its column": (catalogue_text({"X": preset(name="n" * 201)}), "preset 'X': name: is 201 characters long; at most 200 fit"),
+    "url longer than its column": (
+        catalogue_text(file_with(url="https://example.org/" + "u" * 2000)), "files[0]: url: is 2020 characters long"
+    ),
+    "size text longer than its column": (catalogue_text(file_with(size="4GB (" + "x" * 60 + ")")), "files[0]: size: is 66"),
+    "category name longer than its column": (
+        catalogue_text({}, categories={"c" * 101: {"type": "image"}}), "category: is 101 characters long; at most 100"
+    ),
+    "version longer than its column": (
+        "metadata: {version: '" + "1" * 51 + "'}\npresets: {}\n", "metadata: version: is 51 characters long"
+    ),
     "size_bytes too large": (catalogue_text(file_with(size_bytes=2**63)), "size_bytes: must be a whole number of bytes"),
     "path is a list": (catalogue_text(file_with(path=["a", "b"])), "files[0]: path: must be a string"),
     "missing url": (catalogue_text(file_without("url")), "preset 'X': files[0]: missing url"),

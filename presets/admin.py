@@ -34,8 +34,25 @@ class PresetForm(forms.ModelForm):
         fields = "__all__"
 
 
+class PresetFileForm(forms.ModelForm):
+    """Narrower inputs, so that a preset's file rows fit a laptop's window."""
+
+    class Meta:
+        model = PresetFile
+        fields = "__all__"
+        widgets = {
+            "position": forms.NumberInput(attrs={"style": "width: 4em"}),
+            "path": forms.TextInput(attrs={"size": 22}),
+            "url": forms.TextInput(attrs={"size": 22}),
+            "size": forms.TextInput(attrs={"size": 6}),
+            "exact_bytes": forms.NumberInput(attrs={"style": "width: 8em"}),
+            "sha256": forms.TextInput(attrs={"size": 10}),
+        }
+
+
 class PresetFileInline(admin.TabularInline):
     model = PresetFile
+    form = PresetFileForm
     extra = 0
     fields = ("position", "path", "url", "size", "exact_bytes", "sha256", "optional")
     ordering = ("position",)

@@ -62,3 +62,9 @@ def test_the_preset_list_fits_a_1366_pixel_wide_window(admin_page):
     assert results.evaluate("element => element.scrollWidth <= element.clientWidth")
     last_column = box(admin_page.locator("#result_list thead th").last)
     assert last_column["x"] + last_column["width"] <= box(results)["x"] + box(results)["width"]
+
+
+def test_a_presets_page_with_its_file_rows_fits_a_1366_pixel_wide_window(admin_page):
+    admin_page.get_by_role("link", name="LTX_VIDEO_T2V").click()
+    expect(admin_page.get_by_text("Preset files")).to_be_visible()
+    assert admin_page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]

@@ -12,12 +12,13 @@ from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.sizes import human_size
 
 
-# django-q2's own pages (its tasks, schedules, failures and broker queue) are the worker's
-# plumbing: every download is one `run_queue` task there, and what people manage and read is
-# *Download jobs*. Shown beside it they only confuse.
-for model in (Schedule, Success, Failure, OrmQ):
-    if admin.site.is_registered(model):  # OrmQ only with the database as broker, not Redis
-        admin.site.unregister(model)
+def hide_django_q_pages():
+    """django-q2's own pages (its tasks, schedules, failures and broker queue) are the worker's
+    plumbing: every download is one `run_queue` task there, and what people manage and read is
+    *Download jobs*. Shown beside it they only confuse. Called once every admin module is loaded."""
+    for model in (Schedule, Success, Failure, OrmQ):
+        if admin.site.is_registered(model):  # OrmQ only with the database as broker, not Redis
+            admin.site.unregister(model)
 
 
 class JobFileInline(admin.TabularInline):

@@ -5,15 +5,25 @@ through the queue's rules (downloads.queue), so every field is read-only.
 """
 
 from django.contrib import admin, messages
+from django_q.models import Failure, OrmQ, Schedule, Success
 
 from downloads import queue
-from downloads.models import ACTIVE_STATES, DownloadJob, JobFile
+from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.sizes import human_size
+
+
+def hide_django_q_pages():
+    """django-q2's own pages (its tasks, schedules, failures and broker queue) are the worker's
+    plumbing: every download is one `run_queue` task there, and what people manage and read is
+    *Download jobs*. Shown beside it they only confuse. Called once every admin module is loaded."""
+    for model in (Schedule, Success, Failure, OrmQ):
+        if admin.site.is_registered(model):  # OrmQ only with the database as broker, not Redis
+            admin.site.unregister(model)
 
 
 class JobFileInline(admin.TabularInline):
     model = JobFile
-    fields = ("position", "path", "state", "attempts", "progress", "skipped", "error", "verified_sha256")
+    fields = ("position", "path", "status", "attempts", "progress", "skipped", "error", "verified_sha256")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -21,9 +31,24 @@ class JobFileInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("job")
+
+    @admin.display(description="state")
+    def status(self, file):
+        """A file the job never got to says so once the job is over, rather than "Queued"."""
+        if file.job.state in ACTIVE_STATES or file.state in (State.COMPLETED, State.FAILED):
+            return file.get_state_display()
+        return f"Not downloaded (job {file.job.get_state_display().lower()})"
+
     @admin.display(description="bytes")
     def progress(self, file):
-        return f"{human_size(file.bytes_done)} / {human_size(file.bytes_total or file.exact_bytes)}"
+        done, total = human_size(file.bytes_done), file.bytes_total or file.exact_bytes
+        if total:
+            return f"{done} / {human_size(total)}"
+        if file.approx_bytes:
+            return f"{done} / about {human_size(file.approx_bytes)}"
+        return f"{done} (size unknown)"
 
 
 @admin.register(DownloadJob)

@@ -7,3 +7,6 @@ class DownloadsConfig(AppConfig):
 
     def ready(self):
         from downloads import worker  # noqa: F401 - connects the worker's crash recovery to django-q2
+        from downloads.admin import hide_django_q_pages
+
+        hide_django_q_pages()  # the admin (an app listed earlier) has loaded every admin module

@@ -5,6 +5,8 @@ state is only ever changed with conditional updates (`filter(state=...).update(.
 pause that lands while the worker finishes a file cannot be overwritten by either side.
 """
 
+import logging
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,7 +15,12 @@ from django.utils import timezone
 from downloads.engine import remove_partial
 from downloads.events import publish_queue
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
-from presets.models import disk_sizes, file_is_installed
+from presets.models import PresetFile, disk_sizes, file_is_installed
+
+log = logging.getLogger(__name__)
+
+
+INSTALL_ATTEMPTS = 3
 
 
 class QueueError(Exception):
@@ -34,25 +41,29 @@ def install(preset, user=None, force=False):
     sizes = disk_sizes(f.path for f in files)
     if not force and all(file_is_installed(_row(file), sizes) for file in files):
         return None, False
-    try:
-        with transaction.atomic():
-            job = DownloadJob.objects.create(
-                preset=preset, force=force, requested_by=user if user and user.is_authenticated else None
-            )
-            job_files = JobFile.objects.bulk_create(
-                [
-                    _job_file(job, position, file, skip=not force and file_is_installed(_row(file), sizes))
-                    for position, file in enumerate(files)
-                ]
-            )
-            job.bytes_total = sum(f.exact_bytes or f.approx_bytes or 0 for f in job_files if not f.skipped)
-            job.save(update_fields=["bytes_total"])
-    except IntegrityError:
-        # Someone queued the same preset between our check and our insert: theirs stands.
-        existing = active_job(preset)
-        if existing is None:
-            raise
-        return existing, False
+    for _ in range(INSTALL_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                job = DownloadJob.objects.create(
+                    preset=preset, force=force, requested_by=user if user and user.is_authenticated else None
+                )
+                job_files = JobFile.objects.bulk_create(
+                    [
+                        _job_file(job, position, file, skip=not force and file_is_installed(_row(file), sizes))
+                        for position, file in enumerate(files)
+                    ]
+                )
+                job.bytes_total = sum(f.exact_bytes or f.approx_bytes or 0 for f in job_files if not f.skipped)
+                job.save(update_fields=["bytes_total"])
+            break
+        except IntegrityError:
+            # Someone queued the same preset between our check and our insert: theirs stands,
+            # unless it was cancelled meanwhile too; then we try again.
+            existing = active_job(preset)
+            if existing:
+                return existing, False
+    else:
+        raise QueueError(f"{preset.pk} is being queued and cancelled by others right now; try again")
     transaction.on_commit(kick_worker)
     transaction.on_commit(publish_queue)
     return job, True
@@ -104,7 +115,11 @@ def resume(job):
 
 def cancel(job, keep_partial=True):
     """Cancel (or dismiss a failed job); the worker stops within a second and, unless
-    keep_partial, deletes the .part files. A kept .part is resumed by a retry or a new install."""
+    keep_partial, deletes the .part files. A kept .part is resumed by a retry or a new install.
+
+    The worker is kicked too: the cancelled job may be one it can no longer run (its task
+    died), and the job behind it must not wait for the next install.
+    """
     was = job.state
     _transition(
         job,
@@ -116,23 +131,30 @@ def cancel(job, keep_partial=True):
     )
     if not keep_partial and was != State.DOWNLOADING and was != State.RETRYING:
         delete_partials(job)
+    transaction.on_commit(kick_worker)
 
 
 def retry(job):
     """Put a failed or cancelled job back at the end of the queue; its .part files are resumed."""
+    already_active = QueueError(f"{job.preset.name} is already in the queue")
     if active_job(job.preset):
-        raise QueueError(f"{job.preset.name} is already in the queue")
-    with transaction.atomic():
-        _transition(
-            job,
-            (State.FAILED, State.CANCELLED),
-            State.QUEUED,
-            "only a failed or cancelled download can be retried",
-            error="",
-            queued_at=timezone.now(),
-            finished_at=None,
-        )
-        job.files.exclude(state=State.COMPLETED).update(state=State.QUEUED, error="", attempts=0)
+        raise already_active
+    try:
+        with transaction.atomic():
+            _transition(
+                job,
+                (State.FAILED, State.CANCELLED),
+                State.QUEUED,
+                "only a failed or cancelled download can be retried",
+                error="",
+                queued_at=timezone.now(),
+                finished_at=None,
+            )
+            job.files.exclude(state=State.COMPLETED).update(state=State.QUEUED, error="", attempts=0)
+    except IntegrityError:
+        # An install or another retry of the preset won the race: the database keeps one.
+        job.refresh_from_db()
+        raise already_active from None
     transaction.on_commit(kick_worker)
 
 
@@ -163,8 +185,18 @@ def _transition(job, allowed, new_state, rule, **fields):
 
 
 def delete_partials(job):
-    for file in job.files.exclude(state=State.COMPLETED):
-        remove_partial(settings.MODEL_BASE_PATH / file.path)
+    for path in job.files.exclude(state=State.COMPLETED).values_list("path", flat=True):
+        _delete_partial(path)
+
+
+def _delete_partial(path):
+    """Delete the .part of a model path and its version record. Whatever cannot be deleted (a
+    folder someone made there) is left, and logged: a cancel or a clean-up never fails over it."""
+    dest = settings.MODEL_BASE_PATH / path
+    try:
+        remove_partial(dest)
+    except OSError as error:
+        log.warning("left the partial download of %s in place: %s", dest, error.strerror or error)
 
 
 def delete_abandoned_partials():
@@ -189,13 +221,27 @@ def delete_finished_jobs(jobs):
     return deleted.get(DownloadJob._meta.label, 0)
 
 
+def delete_presets(presets):
+    """Delete presets with their job history, and the .part files no remaining job may resume.
+
+    Refusing a preset whose download is active is the caller's part (the admin's permission
+    check, the refresh's retiring); deleting files waits for the commit, so a rollback keeps them.
+    """
+    paths = [
+        *PresetFile.objects.filter(preset__in=presets).values_list("path", flat=True),
+        *JobFile.objects.filter(job__preset__in=presets).values_list("path", flat=True),
+    ]
+    presets.delete()
+    transaction.on_commit(lambda: _delete_unclaimed_partials(paths))
+
+
 def _delete_unclaimed_partials(paths):
     """Delete the .part of each path, unless a job that may still resume it holds the same path."""
     resumable = JobFile.objects.exclude(state=State.COMPLETED).filter(
         Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)
     )
     for path in set(paths) - set(resumable.values_list("path", flat=True)):
-        remove_partial(settings.MODEL_BASE_PATH / path)
+        _delete_partial(path)
 
 
 def queue_snapshot():

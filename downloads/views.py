@@ -36,7 +36,10 @@ def install(request, preset_id):
     if force and not request.user.is_staff:
         # It downloads again files other users have and use: the shared disk is staff's to manage.
         return _forbidden("only staff can force a reinstall of files already on disk")
-    job, created = queue.install(preset, user=request.user, force=force)
+    try:
+        job, created = queue.install(preset, user=request.user, force=force)
+    except queue.QueueError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
     if job is None:
         return JsonResponse({"preset_id": preset.pk, "job_id": None, "status": "installed", "created": False})
     return _answer(job, status=202 if created else 200, created=created)

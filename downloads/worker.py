@@ -97,7 +97,11 @@ def file_spec(file):
     out of the model root (the engine checks every host against DOWNLOAD_ALLOWED_HOSTS)."""
     root = settings.MODEL_BASE_PATH.resolve()
     dest = root / file.path
-    if unsafe_path_reason(file.path) or not Path(os.path.realpath(dest.parent)).is_relative_to(root):
+    # Checked again: the job copied its paths from a catalogue validated by older rules, perhaps.
+    problem = unsafe_path_reason(file.path, root)
+    if problem:
+        raise engine.DownloadError(f"{file.path}: the path {problem}", retryable=False)
+    if not Path(os.path.realpath(dest.parent)).is_relative_to(root):
         raise engine.DownloadError(f"{file.path}: would be written outside the model root", retryable=False)
     part = engine.part_path(dest)
     if part.is_symlink():
@@ -140,19 +144,12 @@ def run_file(job, file):
         log.info("%s stopped: %s", job.preset_id, stop.reason)
         return job.state
     except engine.DownloadError as error:
-        message = error.message
-        JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
-        _finish_job(job, State.FAILED, error=message)
-        publish(
-            "download_failed",
-            preset_id=job.preset_id,
-            job_id=job.pk,
-            file=file.path,
-            error=message,
-            retry_count=JobFile.objects.get(pk=file.pk).attempts,
-        )
-        log.warning("%s failed: %s", job.preset_id, message)
-        return State.FAILED
+        return fail_file(job, file, error.message)
+    except OSError as error:
+        # The engine reports the file system errors it expects; any other (a folder where the
+        # .part goes, a name too long) must fail this file too, never leave the job running.
+        where = f"cannot use {error.filename}: " if error.filename else ""
+        return fail_file(job, file, f"{file.path}: {where}{error.strerror or error}")
     JobFile.objects.filter(pk=file.pk).update(
         state=State.COMPLETED,
         bytes_done=result.size,
@@ -163,6 +160,22 @@ def run_file(job, file):
     )
     progress.file_done(result.size)
     return State.COMPLETED
+
+
+def fail_file(job, file, message):
+    """The file and its job fail with `message`; the worker goes on with the next job."""
+    JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
+    _finish_job(job, State.FAILED, error=message)
+    publish(
+        "download_failed",
+        preset_id=job.preset_id,
+        job_id=job.pk,
+        file=file.path,
+        error=message,
+        retry_count=JobFile.objects.get(pk=file.pk).attempts,
+    )
+    log.warning("%s failed: %s", job.preset_id, message)
+    return State.FAILED
 
 
 def _finish_job(job, state, error=""):

@@ -2,20 +2,61 @@
 
 import logging
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from presets.catalogue import CatalogueError, dump_catalogue
+from downloads.queue import delete_presets
+from presets.catalogue import CatalogueError, dump_catalogue, tags_as_text, tags_from_text
 from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
 
 log = logging.getLogger(__name__)
 
 
+class TagsField(forms.CharField):
+    """Tags typed as "lora, team" and shown the same way, stored as the list presets.yaml has."""
+
+    def prepare_value(self, value):
+        return tags_as_text(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return tags_from_text(super().to_python(value))
+
+
+class PresetForm(forms.ModelForm):
+    tags = TagsField(
+        required=False,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text="Separated by commas, e.g. lora, team",
+    )
+
+    class Meta:
+        model = Preset
+        fields = "__all__"
+
+
+class PresetFileForm(forms.ModelForm):
+    """Narrower inputs, so that a preset's file rows fit a laptop's window."""
+
+    class Meta:
+        model = PresetFile
+        fields = "__all__"
+        widgets = {
+            "position": forms.NumberInput(attrs={"style": "width: 4em"}),
+            "path": forms.TextInput(attrs={"size": 22}),
+            "url": forms.TextInput(attrs={"size": 22}),
+            "size": forms.TextInput(attrs={"size": 6}),
+            "exact_bytes": forms.NumberInput(attrs={"style": "width: 8em"}),
+            "sha256": forms.TextInput(attrs={"size": 10}),
+        }
+
+
 class PresetFileInline(admin.TabularInline):
     model = PresetFile
+    form = PresetFileForm
     extra = 0
     fields = ("position", "path", "url", "size", "exact_bytes", "sha256", "optional")
     ordering = ("position",)
@@ -52,8 +93,9 @@ class RetiredFilter(admin.SimpleListFilter):
 
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
+    form = PresetForm
     change_list_template = "admin/presets/preset/change_list.html"
-    list_display = ("id", "name", "category", "type", "download_size", "source", "installed", "retired")
+    list_display = ("id", "name", "category", "size", "source", "installed", "retired")  # type: a filter
     list_filter = ("category", "type", "source", InstalledFilter, RetiredFilter)
     search_fields = ("id", "name", "description", "use_case")
     readonly_fields = ("approx_download_bytes", "retired_at", "created_at", "updated_at")
@@ -67,6 +109,10 @@ class PresetAdmin(admin.ModelAdmin):
         """The id is what jobs, workflows and URLs refer to: set once, never renamed in place."""
         return self.readonly_fields + (("id",) if obj else ())
 
+    @admin.display(ordering="approx_download_bytes")
+    def size(self, preset):
+        return preset.download_size
+
     @admin.display(boolean=True)
     def installed(self, preset):
         return preset.is_installed()
@@ -74,6 +120,12 @@ class PresetAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, ordering="retired_at")
     def retired(self, preset):
         return preset.retired
+
+    def delete_model(self, request, obj):
+        delete_presets(Preset.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        delete_presets(queryset)
 
     def save_model(self, request, obj, form, change):
         """An admin's edit makes the preset locally curated, so a refresh won't undo it."""

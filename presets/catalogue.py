@@ -9,6 +9,7 @@ Validation is strict and collects every error it finds, each naming the preset a
 a curator can fix a file in one pass.
 """
 
+import os
 import posixpath
 import re
 from collections import Counter
@@ -16,13 +17,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from presets.sizes import parse_size
+from presets.sizes import MAX_BYTES, parse_size
 
 PRESET_FIELDS = ("name", "category", "type", "description", "download_size", "files", "use_case", "tags")
 REQUIRED_PRESET_FIELDS = ("name", "category", "type", "files")
 FILE_FIELDS = ("path", "url", "size", "optional", "sha256", "size_bytes")
 CATEGORY_FIELDS = ("description", "type")
 
+# The longest text each field may hold, in characters: the database's columns are made to
+# these (presets.models), so what loads here always fits there.
+MAX_LENGTHS = {"name": 200, "category": 100, "path": 500, "url": 2000, "size": 50, "download_size": 50, "version": 50}
 PRESET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -31,6 +35,11 @@ WHITESPACE_RE = re.compile(r"\s")
 MAX_ALIASES = 100
 MAX_DEPTH = 50
 MAX_ERRORS = 50
+# Linux limits, in bytes of the encoded name: NAME_MAX per path component, PATH_MAX for the
+# whole path with its terminating NUL. A download first writes "<name>.part".
+NAME_MAX = 255
+PATH_MAX = 4096
+PART_SUFFIX = ".part"
 
 
 class CatalogueError(ValueError):
@@ -116,8 +125,11 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         return value
 
 
-def parse_catalogue(text):
-    """Parse and validate presets.yaml text; return the normalised catalogue dict."""
+def parse_catalogue(text, model_root=None):
+    """Parse and validate presets.yaml text; return the normalised catalogue dict.
+
+    With `model_root`, each file's whole path under it must also fit the file system's limit.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -129,10 +141,10 @@ def parse_catalogue(text):
         raise CatalogueError([f"invalid YAML: {exc}"]) from None
     except RecursionError:
         raise CatalogueError(["invalid YAML: nested too deeply"]) from None
-    return validate_catalogue(data)
+    return validate_catalogue(data, model_root)
 
 
-def validate_catalogue(data):
+def validate_catalogue(data, model_root=None):
     errors = _Errors()
     if not isinstance(data, dict):
         raise CatalogueError([f"the file must be a mapping with 'presets', got {_kind(data)}"])
@@ -148,6 +160,8 @@ def validate_catalogue(data):
         for key, value in metadata.items():
             if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None))):
                 errors.add(f"metadata: {key!r}: must be a plain value, got {_kind(value)}")
+            elif key == "version":
+                _fits("metadata", "version", str(value), errors)
 
     categories = _validate_categories(data.get("categories", {}), errors)
 
@@ -162,10 +176,11 @@ def validate_catalogue(data):
     clean_presets = {}
     for preset_id, preset in presets.items():
         where = f"preset {preset_id!r}"
-        if not isinstance(preset_id, str) or not PRESET_ID_RE.match(preset_id):
-            errors.add(f"{where}: id must be letters, digits, '_', '-' or '.' (at most 100)")
+        problem = preset_id_reason(preset_id)
+        if problem:
+            errors.add(f"{where}: id {problem}")
             continue
-        clean = _validate_preset(where, preset, categories, errors)
+        clean = _validate_preset(where, preset, categories, errors, model_root)
         if clean is not None:
             clean_presets[preset_id] = clean
 
@@ -183,6 +198,8 @@ def _validate_categories(categories, errors):
         if not isinstance(name, str) or not name.strip():
             errors.add(f"{where}: name must be a non-empty string")
             continue
+        if not _fits(where, "category", name, errors):
+            continue
         if not isinstance(category, dict):
             errors.add(f"{where}: must be a mapping with description and type, got {_kind(category)}")
             continue
@@ -195,7 +212,7 @@ def _validate_categories(categories, errors):
     return clean
 
 
-def _validate_preset(where, preset, categories, errors):
+def _validate_preset(where, preset, categories, errors, model_root):
     if not isinstance(preset, dict):
         errors.add(f"{where}: must be a mapping, got {_kind(preset)}")
         return None
@@ -218,8 +235,8 @@ def _validate_preset(where, preset, categories, errors):
     clean["download_size"] = _size(where, preset, "download_size", errors)
 
     tags = preset.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
-        errors.add(f"{where}: tags: must be a list of non-empty strings")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() and "," not in t for t in tags):
+        errors.add(f"{where}: tags: must be a list of non-empty words or phrases without commas")
         tags = []
     clean["tags"] = tags
 
@@ -230,7 +247,7 @@ def _validate_preset(where, preset, categories, errors):
             errors.add(f"{where}: files: must be a non-empty list")
         else:
             for index, file in enumerate(files):
-                clean_file = _validate_file(f"{where}: files[{index}]", file, errors)
+                clean_file = _validate_file(f"{where}: files[{index}]", file, errors, model_root)
                 if clean_file is not None:
                     clean["files"].append(clean_file)
             paths = Counter(f["path"] for f in clean["files"])
@@ -239,7 +256,7 @@ def _validate_preset(where, preset, categories, errors):
     return clean
 
 
-def _validate_file(where, file, errors):
+def _validate_file(where, file, errors, model_root):
     if not isinstance(file, dict):
         errors.add(f"{where}: must be a mapping with path and url, got {_kind(file)}")
         return None
@@ -247,7 +264,7 @@ def _validate_file(where, file, errors):
     clean = {}
     path = _string(where, file, "path", errors, required=True)
     if path is not None:
-        problem = unsafe_path_reason(path)
+        problem = unsafe_path_reason(path, model_root)
         if problem:
             errors.add(f"{where}: path: {problem}: {path!r}")
     clean["path"] = path
@@ -262,8 +279,8 @@ def _validate_file(where, file, errors):
     if "optional" in file:
         if not isinstance(file["optional"], bool):
             errors.add(f"{where}: optional: must be true or false, got {file['optional']!r}")
-        else:
-            clean["optional"] = file["optional"]
+        elif file["optional"]:
+            clean["optional"] = True  # false is what a file without the flag is
     if "sha256" in file:
         sha = file["sha256"]
         if not isinstance(sha, str) or not SHA256_RE.match(sha.lower()):
@@ -272,19 +289,40 @@ def _validate_file(where, file, errors):
             clean["sha256"] = sha.lower()
     if "size_bytes" in file:
         exact = file["size_bytes"]
-        if isinstance(exact, bool) or not isinstance(exact, int) or exact <= 0:
-            errors.add(f"{where}: size_bytes: must be a positive whole number of bytes")
+        if isinstance(exact, bool) or not isinstance(exact, int) or not 0 < exact <= MAX_BYTES:
+            errors.add(f"{where}: size_bytes: must be a whole number of bytes from 1 to {MAX_BYTES}")
         else:
             clean["size_bytes"] = exact
     return clean
 
 
-def unsafe_path_reason(path):
-    """Why a preset file path may not be written under the model root, or None when it is safe."""
+def tags_from_text(text):
+    """Tags as people type them, "lora, team": the admin's form. A tag never holds a comma."""
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def tags_as_text(tags):
+    return ", ".join(tags)
+
+
+def preset_id_reason(preset_id):
+    """Why a preset id is refused, or None: ids appear in URLs, file names and presets.yaml keys."""
+    if not isinstance(preset_id, str) or not PRESET_ID_RE.fullmatch(preset_id):
+        return "must start with a letter or digit and have only letters, digits, '_', '-' or '.' (at most 100)"
+    return None
+
+
+def unsafe_path_reason(path, model_root=None):
+    """Why a preset file path may not be written under the model root, or None when it is safe.
+
+    Names are measured as the file system stores them, in bytes of UTF-8, and with the
+    ".part" a download writes first: a path the worker could not create is refused here,
+    before any job can trip over it. With `model_root`, the whole path under it must fit too.
+    """
     if not path.strip():
         return "must not be empty"
-    if len(path) > 500:
-        return "is longer than 500 characters"
+    if len(path) > MAX_LENGTHS["path"]:
+        return f"is longer than {MAX_LENGTHS['path']} characters"
     if UNSAFE_PATH_CHARS.search(path):
         return "contains a control character, backslash or one of : * ? \" < > |"
     if path.startswith("/") or path.startswith("~"):
@@ -300,8 +338,28 @@ def unsafe_path_reason(path):
         return "would land outside the model root"
     if len(parts) < 2:
         return "must name a model folder, e.g. 'checkpoints/model.safetensors'"
-    if path.endswith(".part"):
-        return "must not end in '.part' (reserved for partial downloads)"
+    if any(part.endswith(PART_SUFFIX) for part in parts):
+        return f"must not have a name ending in '{PART_SUFFIX}' (reserved for partial downloads)"
+    *folders, name = path.encode("utf-8").split(b"/")
+    for folder in folders:
+        if len(folder) > NAME_MAX:
+            return (
+                f"has a folder name of {len(folder)} bytes in UTF-8; "
+                f"the file system allows at most {NAME_MAX} bytes per name"
+            )
+    name_max = NAME_MAX - len(PART_SUFFIX)
+    if len(name) > name_max:
+        return (
+            f"has a file name of {len(name)} bytes in UTF-8; at most {name_max} bytes are allowed "
+            f"(the file system's {NAME_MAX}, less the '{PART_SUFFIX}' of a download under way)"
+        )
+    if model_root is not None:
+        whole = len(os.fsencode(os.path.join(model_root, path + PART_SUFFIX)))
+        if whole >= PATH_MAX:
+            return (
+                f"would make a path of {whole} bytes under the model root; "
+                f"the file system allows at most {PATH_MAX - 1}"
+            )
     return None
 
 
@@ -374,7 +432,17 @@ def _string(where, mapping, field, errors, required):
     if not isinstance(value, str):
         errors.add(f"{where}: {field}: must be a string, got {_kind(value)}")
         return None
+    if not _fits(where, field, value, errors):
+        return None
     return value
+
+
+def _fits(where, field, value, errors):
+    longest = MAX_LENGTHS.get(field)
+    if longest is not None and len(value) > longest:
+        errors.add(f"{where}: {field}: is {len(value)} characters long; at most {longest} fit")
+        return False
+    return True
 
 
 def _size(where, mapping, field, errors):
@@ -384,6 +452,8 @@ def _size(where, mapping, field, errors):
         return ""
     if not isinstance(value, str):
         errors.add(f"{label}: must be a string like '4.8GB', got {_kind(value)}")
+        return ""
+    if not _fits(where, field, value, errors):
         return ""
     try:
         parse_size(value)

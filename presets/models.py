@@ -5,11 +5,11 @@ import stat
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from presets.catalogue import unsafe_path_reason, unsafe_url_reason
-from presets.sizes import parse_size
+from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_path_reason, unsafe_url_reason
+from presets.sizes import MAX_BYTES, parse_size
 
 
 def validate_size(value):
@@ -19,8 +19,14 @@ def validate_size(value):
         raise ValidationError(str(exc)) from None
 
 
+def validate_preset_id(value):
+    problem = preset_id_reason(value)
+    if problem:
+        raise ValidationError(f"The id {problem}.")
+
+
 def validate_model_path(value):
-    problem = unsafe_path_reason(value)
+    problem = unsafe_path_reason(value, settings.MODEL_BASE_PATH)
     if problem:
         raise ValidationError(f"Path {problem}.")
 
@@ -32,7 +38,7 @@ def validate_download_url(value):
 
 
 class Category(models.Model):
-    name = models.CharField(max_length=100, primary_key=True)
+    name = models.CharField(max_length=MAX_LENGTHS["category"], primary_key=True)
     description = models.TextField(blank=True)
     type = models.CharField(max_length=30)
     position = models.PositiveIntegerField(default=0)
@@ -50,15 +56,15 @@ class Preset(models.Model):
     LOCAL = "local"
     SOURCES = [(UPSTREAM, "Upstream catalogue"), (LOCAL, "Curated locally")]
 
-    id = models.CharField(max_length=100, primary_key=True)
-    name = models.CharField(max_length=200)
+    id = models.CharField(max_length=100, primary_key=True, validators=[validate_preset_id])
+    name = models.CharField(max_length=MAX_LENGTHS["name"])
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="presets")
     type = models.CharField(max_length=30)
     description = models.TextField(blank=True)
     use_case = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
     download_size = models.CharField(
-        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
+        max_length=MAX_LENGTHS["download_size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
     )
     approx_download_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
     source = models.CharField(
@@ -112,23 +118,26 @@ class PresetFile(models.Model):
     preset = models.ForeignKey(Preset, on_delete=models.CASCADE, related_name="files")
     position = models.PositiveIntegerField(default=0)
     path = models.CharField(
-        max_length=500,
+        max_length=MAX_LENGTHS["path"],
         validators=[validate_model_path],
         help_text="Relative to the model root, e.g. checkpoints/x.safetensors",
     )
-    url = models.CharField(max_length=2000, validators=[validate_download_url])
+    url = models.CharField(max_length=MAX_LENGTHS["url"], validators=[validate_download_url])
     size = models.CharField(
-        max_length=50, blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
+        max_length=MAX_LENGTHS["size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
     )
     approx_bytes = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Approximate, from size")
-    exact_bytes = models.BigIntegerField(null=True, blank=True, help_text="Exact byte count, when known")
+    exact_bytes = models.BigIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BYTES)],
+        help_text="Exact byte count, when known",
+    )
     sha256 = models.CharField(
         max_length=64, blank=True, validators=[RegexValidator(r"^[0-9a-f]{64}$", "64 lowercase hex digits")]
     )
     optional = models.BooleanField(
-        null=True,
-        blank=True,
-        help_text="Upstream's optional flag; empty when the catalogue does not say.",
+        default=False, help_text="Not needed for the preset to count as installed (upstream's optional flag)."
     )
 
     class Meta:
@@ -152,7 +161,7 @@ class PresetFile(models.Model):
             approx_bytes=parse_size(entry["size"]),
             exact_bytes=entry.get("size_bytes"),
             sha256=entry.get("sha256", ""),
-            optional=entry.get("optional"),
+            optional=entry.get("optional", False),
         )
 
 
@@ -186,8 +195,8 @@ def catalogue_entry(row):
     files = []
     for file in row["files"]:
         entry = {"path": file["path"], "url": file["url"], "size": file["size"]}
-        if file["optional"] is not None:
-            entry["optional"] = file["optional"]
+        if file["optional"]:
+            entry["optional"] = True
         if file["sha256"]:
             entry["sha256"] = file["sha256"]
         if file["exact_bytes"] is not None:
@@ -241,7 +250,7 @@ class CatalogueSource(models.Model):
     """Where the catalogue was last refreshed from, for conditional requests and the admin."""
 
     url = models.CharField(max_length=2000, blank=True)
-    version = models.CharField(max_length=50, blank=True)
+    version = models.CharField(max_length=MAX_LENGTHS["version"], blank=True)
     etag = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)

@@ -99,7 +99,7 @@ def refresh_from_file(path):
 
 def load_catalogue_text(body, url, etag):
     """Validate, apply in one transaction, then keep the text (and a backup of the previous)."""
-    catalogue = parse_catalogue(body)
+    catalogue = parse_catalogue(body, model_root=settings.MODEL_BASE_PATH)
     with transaction.atomic():
         result = apply_catalogue(catalogue)
         source = CatalogueSource.current()
@@ -176,10 +176,12 @@ def apply_catalogue(catalogue):
 
 
 def _drop_removed(rows, result, now):
-    """Delete presets upstream no longer lists, unless someone has them installed or queued."""
+    """Delete presets upstream no longer lists (and their .part files), unless someone has them
+    installed or queued."""
     if not rows:
         return
     from downloads.models import ACTIVE_STATES
+    from downloads.queue import delete_presets
 
     ids = [row["id"] for row in rows]
     busy = set(
@@ -190,7 +192,7 @@ def _drop_removed(rows, result, now):
     result.retired = [row["id"] for row in rows if row["id"] in keep and not row["retired_at"]]
     result.removed = [row["id"] for row in rows if row["id"] not in keep]
     Preset.objects.filter(pk__in=result.retired).update(retired_at=now)
-    Preset.objects.filter(pk__in=result.removed).delete()
+    delete_presets(Preset.objects.filter(pk__in=result.removed))
 
 
 def catalogue_from_db():

@@ -3,13 +3,16 @@
 import re
 
 UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+# The largest byte count the database holds (a BigIntegerField: a signed 64-bit integer).
+MAX_BYTES = 2**63 - 1
 SIZE_RE = re.compile(r"^~?\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)\b(?:\s*\(.*\))?$", re.IGNORECASE)
 
 
 def parse_size(text):
     """Approximate byte count of an upstream size string, or None when it is empty.
 
-    Raises ValueError for text that is not a size, so the loader can name the bad field.
+    Raises ValueError for text that is not a size, or one too large to store, so the loader
+    and the admin can name the bad field.
     """
     if text is None or str(text).strip() == "":
         return None
@@ -17,7 +20,11 @@ def parse_size(text):
     if not match:
         raise ValueError(f"not a size like '4.8GB': {text!r}")
     number, unit = match.groups()
-    return int(float(number) * UNITS[unit.upper()])
+    size = float(number) * UNITS[unit.upper()]
+    if size >= MAX_BYTES + 1:  # 2**63 is exact as a float; MAX_BYTES is not
+        largest = MAX_BYTES // UNITS[unit.upper()]
+        raise ValueError(f"{text!r} is too large: at most {largest}{unit.upper()}")
+    return int(size)
 
 
 def human_size(num_bytes):

@@ -66,7 +66,7 @@ def test_editing_a_preset_makes_it_locally_curated_and_survives_refresh(staff, c
         "type": preset.type,
         "description": preset.description,
         "use_case": preset.use_case,
-        "tags": '["ltx"]',
+        "tags": "ltx, tuned by us",
         "download_size": preset.download_size,
         "source": "upstream",
         "position": preset.position,
@@ -86,13 +86,14 @@ def test_editing_a_preset_makes_it_locally_curated_and_survives_refresh(staff, c
                 f"files-{index}-size": file.size,
                 f"files-{index}-exact_bytes": "",
                 f"files-{index}-sha256": "",
-                f"files-{index}-optional": "unknown",
             }
         )
     response = staff.post(f"{CHANGELIST}LTX_VIDEO_T2V/change/", form)
     assert response.status_code == 302, [response.context["adminform"].form.errors, [f.errors for f in response.context["inline_admin_formsets"][0].formset]]
     preset.refresh_from_db()
     assert preset.name == "LTX tuned by us" and preset.source == Preset.LOCAL
+    assert preset.tags == ["ltx", "tuned by us"]
+    assert 'value="ltx, tuned by us"' in staff.get(f"{CHANGELIST}LTX_VIDEO_T2V/change/").content.decode()
     result = refresh_from_file(UPSTREAM / "presets.yaml")
     assert "LTX_VIDEO_T2V" in result.kept_local
     assert Preset.objects.get(pk="LTX_VIDEO_T2V").name == "LTX tuned by us"
@@ -116,7 +117,6 @@ def test_admin_refuses_an_unsafe_file_path(staff, catalogue):
         "files-0-path": "../../etc/passwd",
         "files-0-url": "file:///etc/shadow",
         "files-0-size": "1GB",
-        "files-0-optional": "unknown",
     }
     page = staff.post(f"{CHANGELIST}add/", form).content.decode()
     assert "Path must not contain &#x27;..&#x27;" in page
@@ -164,3 +164,110 @@ def test_non_staff_cannot_reach_the_admin(client, catalogue):
     client.login(username="user", password="pw")
     assert client.get(CHANGELIST).status_code == 302
     assert client.post(f"{CHANGELIST}refresh/").status_code == 302
+
+
+def add_form(**overrides):
+    """The admin's add form for a one-file preset, as a browser posts it."""
+    form = {
+        "id": "MINE",
+        "name": "Mine",
+        "category": "Image Generation",
+        "type": "image",
+        "tags": "",
+        "download_size": "1GB",
+        "source": "local",
+        "position": 0,
+        "files-TOTAL_FORMS": 1,
+        "files-INITIAL_FORMS": 0,
+        "files-MIN_NUM_FORMS": 0,
+        "files-MAX_NUM_FORMS": 1000,
+        "files-0-position": 0,
+        "files-0-path": "checkpoints/mine.safetensors",
+        "files-0-url": "https://example.org/mine.safetensors",
+        "files-0-size": "1GB",
+    }
+    form.update(overrides)
+    return form
+
+
+def form_errors(response):
+    """Every error of the admin form and its file rows, as {field: [messages]}."""
+    errors = {name: list(messages) for name, messages in response.context["adminform"].form.errors.items()}
+    for formset in response.context["inline_admin_formsets"]:
+        for form in formset.formset:
+            for name, messages in form.errors.items():
+                errors.setdefault(f"files-{name}", []).extend(messages)
+    return errors
+
+
+def test_admin_refuses_a_file_name_longer_than_the_file_system_allows(staff, catalogue):
+    response = staff.post(f"{CHANGELIST}add/", add_form(**{"files-0-path": "checkpoints/" + "é" * 130 + ".safetensors"}))
+    assert response.status_code == 200
+    assert form_errors(response) == {
+        "files-path": [
+            "Path has a file name of 272 bytes in UTF-8; at most 250 bytes are allowed "
+            "(the file system's 255, less the '.part' of a download under way)."
+        ]
+    }
+    assert not Preset.objects.filter(pk="MINE").exists()
+
+
+def test_admin_refuses_a_folder_named_like_a_partial_download(staff, catalogue):
+    response = staff.post(f"{CHANGELIST}add/", add_form(**{"files-0-path": "checkpoints/x.part/y.bin"}))
+    assert "name ending in '.part'" in form_errors(response)["files-path"][0]
+
+
+@pytest.mark.parametrize("field", ["download_size", "files-0-size"])
+def test_a_size_too_large_for_the_database_is_a_form_error_on_its_field(staff, catalogue, field):
+    response = staff.post(f"{CHANGELIST}add/", add_form(**{field: "9999999TB"}))
+    assert response.status_code == 200
+    errors = form_errors(response)
+    assert list(errors) == [field.replace("-0", "")]
+    assert "'9999999TB' is too large: at most 8388607TB" in errors[field.replace("-0", "")][0]
+
+
+@pytest.mark.parametrize("preset_id", ["ID/slash", "..", "ID?q#h", "-dash"])
+def test_admin_refuses_the_ids_the_catalogue_format_refuses(staff, catalogue, preset_id):
+    response = staff.post(f"{CHANGELIST}add/", add_form(id=preset_id))
+    assert response.status_code == 200
+    assert "The id must start with a letter or digit" in form_errors(response)["id"][0]
+    assert not Preset.objects.filter(pk=preset_id).exists()
+
+
+def test_what_the_admin_accepts_its_own_export_loads(staff, catalogue):
+    response = staff.post(f"{CHANGELIST}add/", add_form(id="MINE.v2_b-1", tags="lora, team"))
+    assert response.status_code == 302
+    exported = parse_catalogue(staff.get(f"{CHANGELIST}export/").content)
+    assert exported["presets"]["MINE.v2_b-1"]["tags"] == ["lora", "team"]
+
+
+def test_a_files_optional_flag_is_a_plain_checkbox(staff, catalogue):
+    page = staff.get(f"{CHANGELIST}add/").content.decode()
+    assert 'type="checkbox" name="files-__prefix__-optional"' in page
+    staff.post(f"{CHANGELIST}add/", add_form(**{"files-0-optional": "on"}))
+    assert Preset.objects.get(pk="MINE").files.get().optional is True
+
+
+def test_deleting_a_preset_deletes_its_partial_download_unless_another_job_may_resume_it(
+    admin_client, catalogue, settings, django_capture_on_commit_callbacks
+):
+    from downloads import queue
+    from downloads.engine import part_path
+    from downloads.models import DownloadJob, State
+
+    doomed, sharing = Preset.objects.get(pk="LTX_VIDEO_T2V"), Preset.objects.get(pk="UPSCALE_MODELS")
+    shared = sharing.files.first()
+    doomed.files.create(position=99, path=shared.path, url=shared.url, size=shared.size)
+    parts = [part_path(settings.MODEL_BASE_PATH / f.path) for f in doomed.files.all()]
+    for part in parts:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"partial")
+    job, _ = queue.install(doomed)
+    DownloadJob.objects.filter(pk=job.pk).update(state=State.FAILED)  # its history goes with it
+    queue.install(sharing)  # queued: it will resume the shared file's .part
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"{CHANGELIST}LTX_VIDEO_T2V/delete/", {"post": "yes"})
+
+    assert response.status_code == 302 and not Preset.objects.filter(pk="LTX_VIDEO_T2V").exists()
+    assert [part.exists() for part in parts] == [False] * (len(parts) - 1) + [True]

@@ -42,7 +42,8 @@ def test_upstream_catalogue_loads_unchanged():
     files = [f for p in catalogue["presets"].values() for f in p["files"]]
     assert len(catalogue["presets"]) == 56
     assert len(files) == 183
-    assert sum(1 for f in files if "optional" in f) == 8  # all eight say "optional: false"
+    # Eight files say "optional: false", which is what a file without the flag is.
+    assert not any("optional" in f for f in files)
     assert catalogue["metadata"]["version"] == "1.5.0"
     assert set(catalogue["categories"]) == {"Video Generation", "Image Generation", "Audio Generation"}
 
@@ -129,14 +130,15 @@ HOSTILE = {
     "no presets key": ("categories: {}\n", "missing 'presets'"),
     "unknown top-level key": ("presets: {}\nextra: 1\n", "unknown top-level key 'extra'"),
     "duplicate preset ids": (DUPLICATE_IDS, "duplicate key 'SAME'"),
-    "id with a slash": (catalogue_text({"../X": preset()}), "id must be"),
-    "numeric id": (catalogue_text({123: preset()}), "id must be"),
+    "id with a slash": (catalogue_text({"../X": preset()}), "id must"),
+    "numeric id": (catalogue_text({123: preset()}), "id must"),
     "preset is a string": (catalogue_text({"X": "hello"}), "preset 'X': must be a mapping"),
     "missing name": (catalogue_text({"X": {k: v for k, v in preset().items() if k != "name"}}), "preset 'X': missing name"),
     "name is a number": (catalogue_text({"X": preset(name=42)}), "preset 'X': name: must be a string"),
     "unknown category": (catalogue_text({"X": preset(category="Nope")}), "preset 'X': category: 'Nope'"),
     "bad type": (catalogue_text({"X": preset(type="Image Stuff")}), "preset 'X': type:"),
     "tags not a list": (catalogue_text({"X": preset(tags="a,b")}), "preset 'X': tags:"),
+    "tag with a comma": (catalogue_text({"X": preset(tags=["a, b"])}), "preset 'X': tags: must be a list of non-empty words"),
     "download_size not a size": (catalogue_text({"X": preset(download_size="huge")}), "preset 'X': download_size:"),
     "files empty": (catalogue_text({"X": preset(files=[])}), "preset 'X': files: must be a non-empty list"),
     "files missing": (catalogue_text({"X": {k: v for k, v in preset().items() if k != "files"}}), "missing files"),
@@ -150,7 +152,39 @@ HOSTILE = {
     "hidden file": (catalogue_text(file_with(path="checkpoints/.bashrc")), "path: must not contain hidden"),
     "empty component": (catalogue_text(file_with(path="checkpoints//a.bin")), "path: must not contain empty"),
     "no model folder": (catalogue_text(file_with(path="model.safetensors")), "path: must name a model folder"),
-    "part suffix": (catalogue_text(file_with(path="checkpoints/a.safetensors.part")), "path: must not end in '.part'"),
+    "part suffix": (catalogue_text(file_with(path="checkpoints/a.safetensors.part")), "name ending in '.part'"),
+    "part folder": (catalogue_text(file_with(path="checkpoints/x.part/y.bin")), "name ending in '.part'"),
+    "file name over 255 bytes": (
+        catalogue_text(file_with(path="checkpoints/" + "é" * 130 + ".safetensors")),
+        "has a file name of 272 bytes in UTF-8; at most 250 bytes are allowed",
+    ),
+    "file name that leaves no room for .part": (
+        catalogue_text(file_with(path="checkpoints/" + "a" * 251)),
+        "file name of 251 bytes",
+    ),
+    "folder name over 255 bytes": (
+        catalogue_text(file_with(path="checkpoints/" + "ü" * 128 + "/a.bin")),
+        "folder name of 256 bytes in UTF-8; the file system allows at most 255 bytes",
+    ),
+    "id with a newline": (catalogue_text({"X\n": preset()}), "id must"),
+    "id with a query": (catalogue_text({"ID?q#h": preset()}), "id must"),
+    "size too large for the database": (
+        catalogue_text(file_with(size="9999999TB")),
+        "files[0]: size: '9999999TB' is too large: at most 8388607TB",
+    ),
+    "download_size too large": (catalogue_text({"X": preset(download_size="9" * 400 + "GB")}), "download_size:"),
+    "name longer than its column": (catalogue_text({"X": preset(name="n" * 201)}), "preset 'X': name: is 201 characters long; at most 200 fit"),
+    "url longer than its column": (
+        catalogue_text(file_with(url="https://example.org/" + "u" * 2000)), "files[0]: url: is 2020 characters long"
+    ),
+    "size text longer than its column": (catalogue_text(file_with(size="4GB (" + "x" * 60 + ")")), "files[0]: size: is 66"),
+    "category name longer than its column": (
+        catalogue_text({}, categories={"c" * 101: {"type": "image"}}), "category: is 101 characters long; at most 100"
+    ),
+    "version longer than its column": (
+        "metadata: {version: '" + "1" * 51 + "'}\npresets: {}\n", "metadata: version: is 51 characters long"
+    ),
+    "size_bytes too large": (catalogue_text(file_with(size_bytes=2**63)), "size_bytes: must be a whole number of bytes"),
     "path is a list": (catalogue_text(file_with(path=["a", "b"])), "files[0]: path: must be a string"),
     "missing url": (catalogue_text(file_without("url")), "preset 'X': files[0]: missing url"),
     "missing path": (catalogue_text(file_without("path")), "preset 'X': files[0]: missing path"),
@@ -165,8 +199,8 @@ HOSTILE = {
     "size is a number": (catalogue_text(file_with(size=5)), "files[0]: size: must be a string"),
     "optional not bool": (catalogue_text(file_with(optional="yes please")), "files[0]: optional: must be true or false"),
     "bad sha256": (catalogue_text(file_with(sha256="abc")), "files[0]: sha256: must be 64 hexadecimal"),
-    "negative size_bytes": (catalogue_text(file_with(size_bytes=-1)), "files[0]: size_bytes: must be a positive"),
-    "bool size_bytes": (catalogue_text(file_with(size_bytes=True)), "files[0]: size_bytes: must be a positive"),
+    "negative size_bytes": (catalogue_text(file_with(size_bytes=-1)), "files[0]: size_bytes: must be a whole number of bytes from 1"),
+    "bool size_bytes": (catalogue_text(file_with(size_bytes=True)), "files[0]: size_bytes: must be a whole number of bytes from 1"),
     "unknown file field": (catalogue_text(file_with(urll="https://e.org")), "files[0]: unknown field 'urll'"),
     "unknown preset field": (catalogue_text({"X": preset(colour="red")}), "preset 'X': unknown field 'colour'"),
     "same path twice": (
@@ -191,6 +225,22 @@ def test_hostile_catalogue_is_refused_with_a_named_error(case):
     with pytest.raises(CatalogueError) as error:
         parse_catalogue(text)
     assert any(expected in message for message in error.value.errors), error.value.errors
+
+
+def test_a_name_just_within_the_byte_limits_loads():
+    name = "é" * 119 + ".safetensors"  # 250 bytes: 255 once ".part" is added
+    folder = "ü" * 127  # 254 bytes
+    catalogue = parse_catalogue(catalogue_text(file_with(path=f"checkpoints/{folder}/{name}")))
+    assert catalogue["presets"]["X"]["files"][0]["path"] == f"checkpoints/{folder}/{name}"
+
+
+def test_the_whole_path_under_the_model_root_must_fit_path_max(tmp_path):
+    path = "checkpoints/" + "/".join(["d" * 200] * 2) + "/model.safetensors"  # 433 bytes
+    deep_root = tmp_path.joinpath(*["r" * 250] * 15)  # about 3,800 bytes
+    assert parse_catalogue(catalogue_text(file_with(path=path)), model_root=tmp_path)
+    with pytest.raises(CatalogueError) as error:
+        parse_catalogue(catalogue_text(file_with(path=path)), model_root=deep_root)
+    assert "bytes under the model root; the file system allows at most 4095" in error.value.errors[0]
 
 
 def test_human_size_reads_well():

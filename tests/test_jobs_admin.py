@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 
 from downloads import queue
 from downloads.engine import part_path
-from downloads.models import DownloadJob, State
+from downloads.models import DownloadJob, JobFile, State
 from presets.models import Category, Preset, PresetFile
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +89,21 @@ def test_a_preset_with_an_active_download_cannot_be_deleted_from_under_the_worke
 
     admin_client.post("/admin/presets/preset/BROKEN/delete/", {"post": "yes"})
     assert not Preset.objects.filter(pk="BROKEN").exists()
+
+
+def test_a_cancelled_jobs_files_say_they_were_not_downloaded_and_unknown_sizes_say_so(admin_client):
+    job = job_in(State.QUEUED, "ALPHA")
+    JobFile.objects.filter(job=job).update(bytes_done=2048, exact_bytes=None, approx_bytes=None, bytes_total=None)
+    queue.cancel(job)
+
+    page = admin_client.get(f"{CHANGELIST}{job.pk}/change/").content.decode()
+
+    assert "Not downloaded (job cancelled)" in page and ">Queued<" not in page
+    assert "2.0 KB (size unknown)" in page and "B / <" not in page
+
+
+def test_django_q2s_own_pages_are_not_in_the_admin(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    assert "Download jobs" in index
+    assert "django_q" not in index and "Scheduled tasks" not in index
+    assert admin_client.get("/admin/django_q/schedule/").status_code == 404

@@ -16,6 +16,7 @@ from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
 from tests.faultserver import Fault
+from tests.liveapp import App
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -407,3 +408,139 @@ def test_a_pause_undone_before_the_worker_looks_still_stops_and_resumes_the_tran
     assert job.state == State.COMPLETED
     ranges = [r.range for r in server.requests_for("/ALPHA/0.safetensors")]
     assert len(ranges) == 2 and ranges[1].startswith("bytes=")
+
+
+def test_a_folder_where_the_part_goes_fails_that_file_clearly_and_the_next_job_runs(server, settings):
+    blocked = served_preset(server, "BLOCKED", [10_000])
+    following = served_preset(server, "NEXT", [10_000])
+    part_path(target(settings, blocked)).mkdir(parents=True)
+    queue.install(blocked)
+    queue.install(following)
+
+    run_queue()
+
+    job = DownloadJob.objects.get(preset=blocked)
+    assert job.state == State.FAILED
+    assert "checkpoints/blocked_0.safetensors" in job.error and "Is a directory" in job.error
+    assert job.files.get().state == State.FAILED
+    assert DownloadJob.objects.get(preset=following).state == State.COMPLETED
+
+
+def test_a_name_too_long_for_the_file_system_fails_its_job_instead_of_wedging_the_queue(server, settings):
+    """A job copied from a catalogue validated by older rules: the worker refuses it by name."""
+    too_long = served_preset(server, "TOO_LONG", [1000])
+    PresetFile.objects.filter(preset=too_long).update(path="checkpoints/" + "é" * 130 + ".safetensors")
+    queue.install(too_long)
+    queue.install(served_preset(server, "NEXT", [1000]))
+
+    run_queue()
+
+    job = DownloadJob.objects.get(preset=too_long)
+    assert job.state == State.FAILED and "file name of 272 bytes" in job.error
+    assert DownloadJob.objects.get(preset_id="NEXT").state == State.COMPLETED
+
+
+def test_cancelling_a_queued_job_whose_part_is_a_folder_deletes_nothing_else_and_answers(server, settings, user_client):
+    preset = served_preset(server, "ALPHA", [10_000])
+    folder = part_path(target(settings, preset))
+    (folder / "inside").mkdir(parents=True)
+    user_client.post("/api/presets/ALPHA/install")
+
+    answer = user_client.post("/api/presets/ALPHA/cancel?keep_partial=false")
+
+    assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+    assert (folder / "inside").is_dir()
+
+
+def test_a_retry_that_loses_the_race_to_an_install_answers_409(server, user_client):
+    """An install lands between retry's check and its update: the database refuses a second
+    active job, and the retry says so instead of failing with an IntegrityError."""
+    preset = served_preset(server, "ALPHA", [1000])
+    failed, _ = queue.install(preset)
+    DownloadJob.objects.filter(pk=failed.pk).update(state=State.FAILED)
+    competing = []
+
+    def install_elsewhere():
+        try:
+            competing.append(queue.install(preset)[0])
+        finally:
+            connection.close()
+
+    def install_right_after_the_check(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not competing and '"downloads_downloadjob"."state" IN' in sql:
+            other = threading.Thread(target=install_elsewhere)  # its own database connection
+            other.start()
+            other.join()
+        return result
+
+    with connection.execute_wrapper(install_right_after_the_check):
+        answer = user_client.post("/api/presets/ALPHA/retry")
+
+    assert competing, "the competing install did not run"
+    assert answer.status_code == 409 and "already has an active download" in answer.json()["error"]
+    assert DownloadJob.objects.get(pk=failed.pk).state == State.FAILED
+    assert list(DownloadJob.objects.filter(state=State.QUEUED).values_list("pk", flat=True)) == [competing[0].pk]
+
+
+def test_a_storm_of_queue_actions_answers_only_success_or_conflict(server, user_client):
+    served_preset(server, "ALPHA", [1000])
+    statuses = []
+
+    def storm(actions):
+        try:
+            for action in actions * 10:
+                statuses.append(user_client.post(f"/api/presets/ALPHA/{action}").status_code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=storm, args=(actions,))
+        for actions in (["install", "cancel"], ["retry", "install"], ["cancel", "retry"], ["install", "retry"])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(statuses) == 80 and set(statuses) <= {200, 202, 404, 409}
+    assert DownloadJob.objects.filter(state__in=[State.QUEUED]).count() <= 1
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = App(tmp_path)
+    yield app
+    app.stop()
+
+
+def test_a_real_worker_fails_a_job_it_cannot_write_and_runs_the_next_at_once(app, server, tmp_path):
+    app.load_catalogue(tmp_path, server, {"BLOCKED": 10_000, "NEXT": 10_000})
+    (app.models / "checkpoints" / "blocked.safetensors.part").mkdir(parents=True)
+    app.start_cluster()
+    app.manage("install_preset", "BLOCKED")
+    app.manage("install_preset", "NEXT")
+
+    app.wait_for(lambda: app.job_state("NEXT") == "completed")
+    assert app.job_state("BLOCKED") == "failed"
+    [(error,)] = app.query("select error from downloads_downloadjob where preset_id = ?", "BLOCKED")
+    assert "checkpoints/blocked.safetensors" in error and "Is a directory" in error
+
+
+def test_cancelling_a_job_no_worker_runs_wakes_the_worker_for_the_next(app, server, tmp_path):
+    """A job left downloading by a worker task that died holds the queue; cancelling it must be
+    enough for the job behind it to start, without waiting for another install."""
+    app.load_catalogue(tmp_path, server, {"FIRST": 1000, "STUCK": 1000, "NEXT": 1000})
+    app.start_cluster()
+    app.manage("install_preset", "FIRST", "--wait")  # the cluster is up and has recovered
+    app.manage(
+        "shell", "-c", "from downloads.models import DownloadJob; DownloadJob.objects.create(preset_id='STUCK', state='downloading')"
+    )
+    app.manage("install_preset", "NEXT")
+    assert app.job_state("NEXT") == "queued"
+
+    app.manage(
+        "shell", "-c", "from downloads import queue; from downloads.models import DownloadJob; "
+        "queue.cancel(DownloadJob.objects.get(preset_id='STUCK'), keep_partial=False)"
+    )
+
+    app.wait_for(lambda: app.job_state("NEXT") == "completed", timeout=30)

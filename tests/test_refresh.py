@@ -218,3 +218,38 @@ def test_export_command_round_trips(tmp_path):
     out = tmp_path / "exported.yaml"
     call_command("export_presets", output=str(out))
     assert parse_catalogue(out.read_bytes()) == parse_catalogue(NEW.read_bytes())
+
+
+def test_a_refresh_that_removes_a_preset_deletes_its_partial_download(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    refresh_from_file(NEW)
+    removed = Preset.objects.get(pk=DROPPED[0])
+    part = settings.MODEL_BASE_PATH / (removed.files.first().path + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"partial")
+    DownloadJob.objects.create(preset=removed, state=State.CANCELLED)  # kept its .part, now history
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = refresh_from_file(catalogue_without(tmp_path, DROPPED[:1]))
+
+    assert result.removed == [DROPPED[0]]
+    assert not part.exists()
+
+
+def test_a_size_too_large_for_the_database_is_refused_with_422_naming_the_field(
+    client, admin_user, settings, catalogue_server
+):
+    data = yaml.safe_load(NEW.read_text())
+    data["presets"]["LTX_VIDEO_T2V"]["files"][0]["size"] = "9999999TB"
+    catalogue_server.body = yaml.safe_dump(data, sort_keys=False).encode()
+    settings.PRESETS_REFRESH_URL = catalogue_server.url
+    client.force_login(admin_user)
+
+    response = client.post("/api/presets/refresh")
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        "preset 'LTX_VIDEO_T2V': files[0]: size: '9999999TB' is too large: at most 8388607TB"
+    ]
+    assert Preset.objects.count() == 0

@@ -478,7 +478,7 @@ def test_a_retry_that_loses_the_race_to_an_install_answers_409(server, user_clie
         answer = user_client.post("/api/presets/ALPHA/retry")
 
     assert competing, "the competing install did not run"
-    assert answer.status_code == 409 and "already has an active download" in answer.json()["error"]
+    assert answer.status_code == 409 and answer.json()["error"].endswith("is already in the queue")
     assert DownloadJob.objects.get(pk=failed.pk).state == State.FAILED
     assert list(DownloadJob.objects.filter(state=State.QUEUED).values_list("pk", flat=True)) == [competing[0].pk]
 

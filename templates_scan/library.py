@@ -260,15 +260,20 @@ def install_missing(missing, user=None, confirmed=None):
 
     `confirmed`, when given, is the list of presets the user agreed to: nothing else is queued.
     """
-    from downloads.queue import install
+    from downloads.queue import QueueError, install
 
-    queued, already = [], []
+    outcome = {"queued": [], "already_queued": [], "already_installed": [], "refused": []}
     for preset in Planner().plan(missing)["presets"]:
         if confirmed is not None and preset["id"] not in confirmed:
             continue
-        job, created = install(Preset.objects.get(pk=preset["id"]), user=user)
-        (queued if created else already).append(preset["id"])
-    unavailable = [
+        try:
+            job, created = install(Preset.objects.get(pk=preset["id"]), user=user)
+        except QueueError as error:  # others queueing and cancelling it right now
+            outcome["refused"].append({"id": preset["id"], "error": str(error)})
+            continue
+        kind = "already_installed" if job is None else "queued" if created else "already_queued"
+        outcome[kind].append(preset["id"])
+    outcome["not_in_catalogue"] = [
         {"name": m["name"], "directory": m["directory"], "url": m["url"]} for m in missing if not m["presets"]
     ]
-    return {"queued": queued, "already_queued": already, "not_in_catalogue": unavailable}
+    return outcome

@@ -131,6 +131,22 @@ def test_install_missing_queues_one_job_per_preset_without_duplicates(template_d
     assert {"text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"} <= paths
 
 
+def test_install_missing_says_when_the_providing_preset_is_installed_already(catalogue, settings):
+    """A model matched to a preset by folder and file name can be missing where the workflow
+    looks while the preset itself is installed: nothing is queued, and the answer says why."""
+    preset = Preset.objects.filter(retired_at__isnull=True).first()
+    for file in preset.files.all():
+        put_model(settings, file.path)
+    missing = [
+        {"name": "x.safetensors", "directory": "checkpoints", "path": "x.safetensors", "url": None, "presets": [preset.pk]}
+    ]
+
+    outcome = library.install_missing(missing)
+
+    assert outcome["already_installed"] == [preset.pk]
+    assert outcome["queued"] == outcome["already_queued"] == [] and not DownloadJob.objects.exists()
+
+
 def test_install_missing_needs_a_login(template_dir, client):
     library.scan_directories()
     assert client.post(f"/api/workflows/templates/{Template.objects.first().pk}/install-missing").status_code == 401

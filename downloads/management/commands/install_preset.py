@@ -22,7 +22,10 @@ class Command(BaseCommand):
         preset = Preset.objects.filter(pk=preset_id).first()
         if preset is None:
             raise CommandError(f"no preset {preset_id!r}; see GET /api/presets/ for the ids")
-        job, created = queue.install(preset, force=force)
+        try:
+            job, created = queue.install(preset, force=force)
+        except queue.QueueError as error:
+            raise CommandError(str(error)) from None
         if job is None:
             self.stdout.write(f"{preset_id} is already installed; nothing to download (--force downloads it again)")
             return

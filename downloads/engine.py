@@ -857,16 +857,20 @@ def _causes(exc: BaseException) -> list[BaseException]:
     chain = []
     while exc is not None and exc not in chain and len(chain) < 10:
         chain.append(exc)
-        args = exc.args
-        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-            exc = exc.reason
-        elif isinstance(exc, requests.RequestException) and args and isinstance(args[0], BaseException):
-            exc = args[0]
-        elif isinstance(exc, urllib3.exceptions.ProtocolError) and len(args) > 1 and isinstance(args[1], BaseException):
-            exc = args[1]
-        else:
-            exc = exc.__cause__ or exc.__context__
+        exc = _wrapped(exc) or exc.__cause__ or exc.__context__
     return chain
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The exception that requests or urllib3 wrapped in `exc` (in args or `reason`), if any."""
+    args = exc.args
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return exc.reason
+    if isinstance(exc, requests.RequestException) and args and isinstance(args[0], BaseException):
+        return args[0]
+    if isinstance(exc, urllib3.exceptions.ProtocolError) and len(args) > 1 and isinstance(args[1], BaseException):
+        return args[1]
+    return None
 
 
 def _write_error(exc: OSError, path: Path, progress_made: bool) -> DownloadError:
@@ -949,16 +953,8 @@ def _display(url: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """The root cause of a network error in a few words, without query strings (signed URLs)."""
-    while True:  # requests and urllib3 wrap the cause in one or two layers
-        args = exc.args
-        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-            exc = exc.reason
-        elif isinstance(exc, requests.RequestException) and args and isinstance(args[0], BaseException):
-            exc = args[0]
-        elif isinstance(exc, urllib3.exceptions.ProtocolError) and len(args) > 1 and isinstance(args[1], BaseException):
-            exc = args[1]
-        else:
-            break
+    while _wrapped(exc) is not None:  # requests and urllib3 wrap the cause in one or two layers
+        exc = _wrapped(exc)
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return _QUERY.sub("?...", text or type(exc).__name__)
 

@@ -174,18 +174,7 @@ class App:
         return self.manage("create_api_token", username).stdout.strip()
 
     def login(self, username, password):
-        """A requests session logged in through the login form, as a browser would."""
-        session = requests.Session()
-        page = session.get(f"{self.base}/login/", timeout=5)
-        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        session.post(
-            f"{self.base}/login/",
-            data={"username": username, "password": password, "csrfmiddlewaretoken": csrf, "next": "/api/presets/"},
-            headers={"Referer": f"{self.base}/login/"},
-            timeout=5,
-        )
-        assert "sessionid" in session.cookies, "login failed"
-        return session
+        return login(self.base, username, password)
 
     def stop(self):
         for web in self.webs:
@@ -203,6 +192,21 @@ class App:
             assert self.cluster is None or self.cluster.poll() is None, "qcluster died"
             time.sleep(0.1)
         raise AssertionError("condition not met in time")
+
+
+def login(base, username, password):
+    """A requests session logged in through the login form, as a browser would."""
+    session = requests.Session()
+    page = session.get(f"{base}/login/", timeout=5)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(
+        f"{base}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf, "next": "/api/presets/"},
+        headers={"Referer": f"{base}/login/"},
+        timeout=5,
+    )
+    assert "sessionid" in session.cookies, "login failed"
+    return session
 
 
 class OwnRedis:

@@ -274,7 +274,8 @@ def test_a_download_waiting_to_retry_shows_its_countdown(page, server):
     expect(broken.locator(".badge")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
     expect(page.locator("[data-testid=current-status]")).to_have_text(re.compile(r"^retrying in [1-5] s$"))
     expect(page.locator("#toasts")).to_contain_text("BROKEN_MODEL: ")
-    expect(page.locator("#toasts")).to_contain_text("retrying in 5 s (attempt 2 of 3)")
+    # the toast of attempt 2, or of attempt 3 when the machine was slow to look
+    expect(page.locator("#toasts")).to_contain_text(re.compile(r"retrying in 5 s \(attempt [23] of 3\)"))
 
 
 def test_a_preset_downloaded_again_still_counts_as_installed(page, app, server):

@@ -42,7 +42,7 @@ def test_pages_work_under_the_policy_and_injected_scripts_do_not_run(browser, ap
     page.fill("input[name=password]", "a-long-password")
     page.click("button[type=submit]")
 
-    expect(page.locator("[data-testid=counts]")).to_contain_text("1 presets")  # Alpine evaluated its bindings
+    expect(page.locator("[data-testid=counts]")).to_contain_text("1 preset ·")  # Alpine evaluated its bindings
     expect(page.locator("[data-testid=queue] .dot")).to_have_class("dot on")  # the WebSocket is connected
     for path in PAGES:
         answer = page.goto(f"{app.base}{path}")

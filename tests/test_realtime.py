@@ -178,15 +178,20 @@ def test_the_redis_channel_layer_waits_quietly_for_messages(own_redis):
     asyncio.run(idle_receive())
 
 
-def test_a_socket_idle_for_a_minute_still_gets_every_event_of_a_download(app, server, tmp_path):
-    """redis-py 8 gave each read 5 s, channels-redis blocks 5 s waiting for a message: every idle
-    socket was closed with 1011 after about 5 s under Redis."""
-    app.load_catalogue(tmp_path, server, {"LATER": 1_000_000})
-    server.always("/LATER.safetensors", Fault(trickle=(100_000, 0.05)))
+def trickling_download_ready(app, server, tmp_path, preset_id, size):
+    """A preset whose file comes at 2 MB/s, a web process, a worker, and alice's session."""
+    app.load_catalogue(tmp_path, server, {preset_id: size})
+    server.always(f"/{preset_id}.safetensors", Fault(trickle=(100_000, 0.05)))
     app.create_user("alice", "a-long-password")
     app.start_web()
     app.start_cluster()
-    session = app.login("alice", "a-long-password")
+    return app.login("alice", "a-long-password")
+
+
+def test_a_socket_idle_for_a_minute_still_gets_every_event_of_a_download(app, server, tmp_path):
+    """redis-py 8 gave each read 5 s, channels-redis blocks 5 s waiting for a message: every idle
+    socket was closed with 1011 after about 5 s under Redis."""
+    session = trickling_download_ready(app, server, tmp_path, "LATER", 1_000_000)
 
     async def scenario():
         async with connect(app, session) as socket:
@@ -206,12 +211,7 @@ def test_a_socket_idle_for_a_minute_still_gets_every_event_of_a_download(app, se
 def test_a_redis_restart_under_an_open_socket_ends_with_a_fresh_snapshot(own_redis, server, tmp_path):
     app = App(tmp_path, REDIS_URL=own_redis.url)
     try:
-        app.load_catalogue(tmp_path, server, {"STEADY": 1_500_000})
-        server.always("/STEADY.safetensors", Fault(trickle=(100_000, 0.05)))
-        app.create_user("alice", "a-long-password")
-        app.start_web()
-        app.start_cluster()
-        session = app.login("alice", "a-long-password")
+        session = trickling_download_ready(app, server, tmp_path, "STEADY", 1_500_000)
 
         async def scenario():
             async with connect(app, session) as socket:

@@ -13,7 +13,7 @@ import pytest
 import requests
 import websockets
 
-from tests.liveapp import ROOT, OwnRedis, free_port
+from tests.liveapp import ROOT, OwnRedis, free_port, login
 
 
 def start_app(tmp_path, port=None, preexec_fn=None, **extra_env):
@@ -111,19 +111,6 @@ def started_from_a_script():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def logged_in_cookie(base, username, password):
-    session = requests.Session()
-    page = session.get(f"{base}/login/", timeout=5)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    session.post(
-        f"{base}/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
-        headers={"Referer": f"{base}/login/"},
-        timeout=5,
-    )
-    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-
-
 @pytest.mark.parametrize("configuration", ["embedded", "redis"])
 def test_stopping_takes_seconds_with_a_socket_open(tmp_path, configuration):
     own_redis = OwnRedis() if configuration == "redis" else None
@@ -133,7 +120,8 @@ def test_stopping_takes_seconds_with_a_socket_open(tmp_path, configuration):
     process, base = start_app(tmp_path, preexec_fn=started_from_a_script, **env)
     try:
         wait_until_served(process, f"{base}/api/presets/")
-        cookie = logged_in_cookie(base, "admin", "a-long-chosen-passphrase")
+        session = login(base, "admin", "a-long-chosen-passphrase")
+        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
 
         async def stop_with_socket_open():
             url = base.replace("http://", "ws://") + "/ws/dashboard"

@@ -100,24 +100,7 @@ def test_editing_a_preset_makes_it_locally_curated_and_survives_refresh(staff, c
 
 
 def test_admin_refuses_an_unsafe_file_path(staff, catalogue):
-    form = {
-        "id": "MINE",
-        "name": "Mine",
-        "category": "Image Generation",
-        "type": "image",
-        "tags": "[]",
-        "download_size": "1GB",
-        "source": "local",
-        "position": 0,
-        "files-TOTAL_FORMS": 1,
-        "files-INITIAL_FORMS": 0,
-        "files-MIN_NUM_FORMS": 0,
-        "files-MAX_NUM_FORMS": 1000,
-        "files-0-position": 0,
-        "files-0-path": "../../etc/passwd",
-        "files-0-url": "file:///etc/shadow",
-        "files-0-size": "1GB",
-    }
+    form = add_form(**{"files-0-path": "../../etc/passwd", "files-0-url": "file:///etc/shadow"})
     page = staff.post(f"{CHANGELIST}add/", form).content.decode()
     assert "Path must not contain &#x27;..&#x27;" in page
     assert "URL must be an http:// or https:// URL" in page

@@ -24,6 +24,9 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser():
+    # What the page shows follows a real worker, which may take seconds to pick a job up when
+    # the machine is busy (CI runs both configurations side by side): wait up to 15 s, not 5.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser

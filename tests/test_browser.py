@@ -66,7 +66,7 @@ def card(page, preset_id):
 
 
 def test_install_shows_progress_completion_and_the_installed_card(page, server):
-    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(200_000, 0.1)))
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(100_000, 0.1)))
     slow = card(page, "SLOW_MODEL")
     expect(slow).to_have_attribute("data-status", "available")
     slow.get_by_role("button", name="Install").click()
@@ -88,7 +88,7 @@ def test_install_shows_progress_completion_and_the_installed_card(page, server):
 
 
 def test_pause_and_resume_from_the_page(page, server):
-    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(100_000, 0.1)))
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(25_000, 0.1)))
     slow = card(page, "SLOW_MODEL")
     slow.get_by_role("button", name="Install").click()
     expect(slow).to_have_attribute("data-status", "downloading")
@@ -152,7 +152,7 @@ def wait_until(condition, timeout=30):
 
 
 def start_trickling_download(page, app, server):
-    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(50_000, 0.1)))
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(25_000, 0.1)))
     slow = card(page, "SLOW_MODEL")
     slow.get_by_role("button", name="Install").click()
     expect(slow).to_have_attribute("data-status", "downloading")
@@ -288,7 +288,7 @@ def test_a_preset_downloaded_again_still_counts_as_installed(page, app, server):
     counts = page.locator("[data-testid=counts]")
     expect(counts).to_contain_text("1 installed")
 
-    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(50_000, 0.1)))
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(25_000, 0.1)))
     app.create_user("root", "r-long-password", staff=True)
     forced = app.api("POST", "/api/presets/SLOW_MODEL/install?force=true", app.token("root"))
     assert forced.status_code == 202

@@ -59,7 +59,10 @@ class Command(DjangoQCommand):
                     log.error("the worker lease was taken by another cluster; stopping")
                     stop(None, None)
         finally:
-            WorkerLease.release()
+            try:
+                WorkerLease.release()
+            except DatabaseError as error:  # it frees itself once our processes are gone
+                log.warning("could not release the worker lease: %s", error)
 
     @staticmethod
     def renew():

@@ -48,10 +48,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Models are installed under {settings.MODEL_BASE_PATH}")
         self.stdout.write(f"Open http://{host}:{port}/ (admin at /admin/)")
         self.run_processes(
-            [
-                [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "presetsite.asgi:application"],
-                [sys.executable, "manage.py", "qcluster"],
-            ]
+            {
+                # The web server keeps nothing to save: it gets a few seconds, not the worker's 30,
+                # should an open socket hold up its stop (seen now and then under load).
+                (sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "presetsite.asgi:application"): 5,
+                # The worker requeues its download within a second; 30 s is the last resort.
+                (sys.executable, "manage.py", "qcluster"): 30,
+            }
         )
 
     def ensure_admin(self):
@@ -73,6 +76,7 @@ class Command(BaseCommand):
     def run_processes(self, commands):
         """Run each command in its own process group; on Ctrl-C or SIGTERM, send each group the
         SIGINT a terminal would (the download worker stops within a second and requeues its job).
+        `commands` maps each command to the seconds it gets to stop before it is killed.
 
         Our handlers are set before the children start: a handler is reset to the default in a
         child, whereas an ignored SIGINT (`bin/start &` from a script, nohup) would be inherited
@@ -87,18 +91,18 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        children = [
-            subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=die_with_parent)
-            for command in commands
-        ]
+        children = {
+            subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=die_with_parent): grace
+            for command, grace in commands.items()
+        }
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.5)
         for child in children:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGINT)
-        for child in children:
+        for child, grace in children.items():
             try:
-                child.wait(timeout=30)
+                child.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()

@@ -17,7 +17,7 @@ import os
 import signal
 
 from django.core.management.base import CommandError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
@@ -36,6 +36,7 @@ class Command(DjangoQCommand):
             WorkerLease.acquire()
         except LeaseHeld as held:
             raise CommandError(str(held)) from None
+        connections.close_all()  # not to be shared with the processes the cluster forks
         cluster = Cluster()
         stopping = False
 
@@ -54,10 +55,10 @@ class Command(DjangoQCommand):
             if run_once:
                 cluster.stop()
             while cluster.sentinel.is_alive():
-                cluster.sentinel.join(WorkerLease.RENEW_EVERY)
-                if cluster.sentinel.is_alive() and not self.renew():
+                if not self.renew():
                     log.error("the worker lease was taken by another cluster; stopping")
                     stop(None, None)
+                cluster.sentinel.join(WorkerLease.RENEW_EVERY)
         finally:
             try:
                 WorkerLease.release()

@@ -144,7 +144,7 @@ class App:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         web = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "presetsite.asgi:application"],
+            [sys.executable, "-m", "presetsite.serve", "-b", "127.0.0.1", "-p", str(port), "presetsite.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,

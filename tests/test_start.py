@@ -178,7 +178,7 @@ def test_a_second_start_is_refused_naming_the_port_or_the_worker_that_runs(tmp_p
         same_port, _ = start_app(tmp_path, port=port)
         output = same_port.communicate(timeout=60)[0]
         assert same_port.returncode == 1
-        assert f"port {port} on 127.0.0.1 is already in use by pid" in output and "daphne" in output
+        assert f"port {port} on 127.0.0.1 is already in use by pid" in output and "presetsite.serve" in output
 
         other_port, _ = start_app(tmp_path)
         output = other_port.communicate(timeout=60)[0]

@@ -51,7 +51,7 @@ class Command(BaseCommand):
             {
                 # The web server keeps nothing to save: it gets a few seconds, not the worker's 30,
                 # should an open socket hold up its stop (seen now and then under load).
-                (sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "presetsite.asgi:application"): 5,
+                (sys.executable, "-m", "presetsite.serve", "-b", host, "-p", str(port), "presetsite.asgi:application"): 5,
                 # The worker requeues its download within a second; 30 s is the last resort.
                 (sys.executable, "manage.py", "qcluster"): 30,
             }

@@ -117,7 +117,8 @@ def main():
     print(f"{'operation':<34}{'median':>10}{'max':>10}{'goal':>9}  {'ok':<4}note")
     for name, times, goal, note in rows:
         median, worst = statistics.median(times), max(times)
-        print(f"{name:<34}{median * 1000:>8.0f}ms{worst * 1000:>8.0f}ms{goal * 1000:>7.0f}ms  {'yes' if worst < goal else 'NO':<4}{note}")
+        verdict = "yes" if worst < goal else "NO"
+        print(f"{name:<34}{median * 1000:>8.0f}ms{worst * 1000:>8.0f}ms{goal * 1000:>7.0f}ms  {verdict:<4}{note}")
     shutil.rmtree(workdir)
     return 0
 

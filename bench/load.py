@@ -59,7 +59,7 @@ class Client:
         while not stop.is_set():
             try:
                 raw = await asyncio.wait_for(self.socket.recv(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             event = json.loads(raw)
             if "at" in event:
@@ -92,7 +92,7 @@ async def watch_download(app, cookies, clients, install):
     await asyncio.to_thread(install)
     try:
         await asyncio.wait_for(everyone_done.wait(), 180)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise RuntimeError(f"only {complete} of {clients} clients saw the download complete") from None
     await asyncio.sleep(1)  # the queue update that follows the completion reaches everyone too
     stop.set()
@@ -183,9 +183,7 @@ def measure(configuration, clients=200, api_clients=50, seconds=10.0, workdir=No
     sent = {}  # every event any client received, with the worker's stamp
     for watcher in watchers:
         sent.update(dict.fromkeys(watcher.received))
-    delays = [
-        max(watcher.received[key] for watcher in watchers if key in watcher.received) - key[1] for key in sent
-    ]
+    delays = [max(watcher.received[key] for watcher in watchers if key in watcher.received) - key[1] for key in sent]
     return {
         "configuration": configuration,
         "clients": clients,

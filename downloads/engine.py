@@ -723,9 +723,7 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     retry = resumed_from > 0  # see fetch(): only a resumed transfer is worth restarting
     if spec.expected_size is not None and size != spec.expected_size:
         remove_partial(spec.dest)
-        raise DownloadError(
-            f"size mismatch: expected {spec.expected_size:,} bytes, got {size:,}", retryable=retry
-        )
+        raise DownloadError(f"size mismatch: expected {spec.expected_size:,} bytes, got {size:,}", retryable=retry)
     digest = hasher.hexdigest()
     if spec.sha256 and digest != spec.sha256.strip().lower():
         remove_partial(spec.dest)

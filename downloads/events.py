@@ -128,7 +128,7 @@ async def channel_layer_pump():
                     await fan_out(await snapshot_text())
             message = await asyncio.wait_for(layer.receive(channel), timeout=60)
             await fan_out(message["text"])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         except Exception as error:  # Redis away for a moment must not end the pump: try again
             if not lost:

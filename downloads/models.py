@@ -104,6 +104,9 @@ class Event(models.Model):
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self):
+        return f"{self.type} #{self.pk}"
+
     @classmethod
     def last_id(cls):
         return cls.objects.order_by("-id").values_list("id", flat=True).first() or 0

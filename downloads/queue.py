@@ -246,9 +246,7 @@ def _delete_unclaimed_partials(paths):
 
 def queue_snapshot():
     """{current, queue, active_downloads}: what the queue panel and GET queue/status show."""
-    jobs = list(
-        DownloadJob.objects.filter(state__in=ACTIVE_STATES).select_related("preset").prefetch_related("files")
-    )
+    jobs = list(DownloadJob.objects.filter(state__in=ACTIVE_STATES).select_related("preset").prefetch_related("files"))
     current = next((j for j in jobs if j.state in (State.DOWNLOADING, State.RETRYING)), None)
     waiting = [j for j in jobs if j is not current]
     return {
@@ -267,7 +265,9 @@ def job_json(job):
         "preset_id": job.preset_id,
         "preset_name": job.preset.name,
         "status": job.state,
-        **file_progress(current.path if current else None, current and current.bytes_done, current and current.bytes_total),
+        **file_progress(
+            current.path if current else None, current and current.bytes_done, current and current.bytes_total
+        ),
         "attempt": current.attempts if current else None,
         "files_done": sum(1 for f in files if f.state == State.COMPLETED),
         "files_total": len(files),

@@ -35,7 +35,7 @@ class PresetForm(forms.ModelForm):
 
     class Meta:
         model = Preset
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field of a preset
 
 
 class PresetFileForm(forms.ModelForm):
@@ -43,7 +43,7 @@ class PresetFileForm(forms.ModelForm):
 
     class Meta:
         model = PresetFile
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - and of its files
         widgets = {
             "position": forms.NumberInput(attrs={"style": "width: 4em"}),
             "path": forms.TextInput(attrs={"size": 22}),

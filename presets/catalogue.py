@@ -324,7 +324,7 @@ def unsafe_path_reason(path, model_root=None):
     if len(path) > MAX_LENGTHS["path"]:
         return f"is longer than {MAX_LENGTHS['path']} characters"
     if UNSAFE_PATH_CHARS.search(path):
-        return "contains a control character, backslash or one of : * ? \" < > |"
+        return 'contains a control character, backslash or one of : * ? " < > |'
     if path.startswith("/") or path.startswith("~"):
         return "must be relative to the model root, not absolute"
     parts = path.split("/")

@@ -64,7 +64,10 @@ class Preset(models.Model):
     use_case = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
     download_size = models.CharField(
-        max_length=MAX_LENGTHS["download_size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "14.5GB"'
+        max_length=MAX_LENGTHS["download_size"],
+        blank=True,
+        validators=[validate_size],
+        help_text='As written upstream, e.g. "14.5GB"',
     )
     approx_download_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
     source = models.CharField(
@@ -124,7 +127,10 @@ class PresetFile(models.Model):
     )
     url = models.CharField(max_length=MAX_LENGTHS["url"], validators=[validate_download_url])
     size = models.CharField(
-        max_length=MAX_LENGTHS["size"], blank=True, validators=[validate_size], help_text='As written upstream, e.g. "4.8GB"'
+        max_length=MAX_LENGTHS["size"],
+        blank=True,
+        validators=[validate_size],
+        help_text='As written upstream, e.g. "4.8GB"',
     )
     approx_bytes = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Approximate, from size")
     exact_bytes = models.BigIntegerField(
@@ -163,7 +169,6 @@ class PresetFile(models.Model):
             sha256=entry.get("sha256", ""),
             optional=entry.get("optional", False),
         )
-
 
 
 PRESET_ROW_FIELDS = (

@@ -28,7 +28,7 @@ def preset_page(request, preset_id):
     context = {
         "preset": preset,
         "installed": preset_is_installed(rows, sizes),
-        "files": [file_on_disk(f, file_is_installed(row, sizes)) for f, row in zip(files, rows)],
+        "files": [file_on_disk(f, file_is_installed(row, sizes)) for f, row in zip(files, rows, strict=False)],
         "jobs": [
             {"job": job, "outcome": STATE_WORDS[job.state]}
             for job in preset.download_jobs.select_related("requested_by").order_by("-created_at", "-id")

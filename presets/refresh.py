@@ -184,9 +184,7 @@ def _drop_removed(rows, result, now):
     from downloads.queue import delete_presets
 
     ids = [row["id"] for row in rows]
-    busy = set(
-        Preset.objects.filter(pk__in=ids, download_jobs__state__in=ACTIVE_STATES).values_list("pk", flat=True)
-    )
+    busy = set(Preset.objects.filter(pk__in=ids, download_jobs__state__in=ACTIVE_STATES).values_list("pk", flat=True))
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
     keep = {row["id"] for row in rows if row["id"] in busy or preset_is_installed(row["files"], sizes)}
     result.retired = [row["id"] for row in rows if row["id"] in keep and not row["retired_at"]]

@@ -150,7 +150,9 @@ def refresh(request):
     try:
         result = refresh_from_url()
     except CatalogueError as exc:
-        return JsonResponse({"error": "the new catalogue is invalid; nothing changed", "errors": exc.errors}, status=422)
+        return JsonResponse(
+            {"error": "the new catalogue is invalid; nothing changed", "errors": exc.errors}, status=422
+        )
     except RefreshError as exc:
         return JsonResponse({"error": str(exc)}, status=502)
     log.info("catalogue refreshed by %s: %s", request.user, result.summary())

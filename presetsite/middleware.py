@@ -76,7 +76,9 @@ class DatabaseBusyMiddleware(MiddlewareMixin):
         if not database_is_busy(exception):
             return None
         log.warning("%s %s refused: %s", request.method, request.path, exception)
-        response = JsonResponse({"error": "the database is busy; nothing was changed, try again in a moment"}, status=503)
+        response = JsonResponse(
+            {"error": "the database is busy; nothing was changed, try again in a moment"}, status=503
+        )
         response["Retry-After"] = "2"
         return response
 

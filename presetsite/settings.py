@@ -199,6 +199,8 @@ WORKFLOW_MAX_BYTES = int(os.environ.get("WORKFLOW_MAX_BYTES", str(16 * 1024 * 10
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EVENTS_VIA_CHANNEL_LAYER = bool(REDIS_URL)
 EVENT_POLL_INTERVAL = float(os.environ.get("EVENT_POLL_INTERVAL", "0.025"))
+
+
 # channels-redis waits for messages with a blocking pop of 5 s (BZPOPMIN), and redis-py 8 gives
 # every read a 5 s socket timeout by default: the client gave up just as Redis answered, and
 # each idle receive raised TimeoutError. Reads get longer than the pop; connecting stays quick.

@@ -11,7 +11,9 @@ urlpatterns = [
     path("presets/<str:preset_id>/", preset_page, name="preset-detail"),
     path("templates/", template_views.templates_page, name="templates-page"),
     path("templates/check", template_views.check_fragment, name="templates-check"),
-    path("templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"),
+    path(
+        "templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"
+    ),
     path("templates/<int:template_id>/card", template_views.template_card, name="templates-card"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -60,7 +60,7 @@ def scan_directories(dirs=None):
                     url=ref.url or "",
                     hash=ref.hash or "",
                 )
-                for template, (_, _, (_, refs)) in zip(templates, parsed)
+                for template, (_, _, (_, refs)) in zip(templates, parsed, strict=False)
                 for ref in refs
             ]
         )
@@ -162,7 +162,12 @@ def summary(checked):
     """A workflow can run when every model its active nodes use is installed."""
     missing = [m for m in checked if not m["installed"]]
     blocking = [m for m in missing if not m["inactive"]]
-    return {"compatible": not blocking, "can_generate": not blocking, "missing_count": len(blocking), "missing_models": missing}
+    return {
+        "compatible": not blocking,
+        "can_generate": not blocking,
+        "missing_count": len(blocking),
+        "missing_models": missing,
+    }
 
 
 # What is known of a workflow that could not be read: nothing, not "nothing is missing".

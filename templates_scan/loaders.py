@@ -22,7 +22,16 @@ import re
 #: heuristics for node types that are not in :data:`LOADERS`). Mirrors the frontend's
 #: MODEL_FILE_EXTENSIONS plus ComfyUI's supported_pt_extensions.
 MODEL_EXTENSIONS: tuple[str, ...] = (
-    ".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl",
+    ".safetensors",
+    ".ckpt",
+    ".pt",
+    ".pth",
+    ".bin",
+    ".gguf",
+    ".sft",
+    ".onnx",
+    ".pt2",
+    ".pkl",
 )
 
 #: folder_paths.map_legacy: names that older workflows / extra_model_paths.yaml still use.
@@ -72,7 +81,10 @@ LOADERS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "UNETLoader": (("unet_name", "diffusion_models"), ("weight_dtype", None)),
     "CLIPLoader": (("clip_name", "text_encoders"), ("type", None), ("device", None)),
     "DualCLIPLoader": (
-        ("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"), ("type", None), ("device", None),
+        ("clip_name1", "text_encoders"),
+        ("clip_name2", "text_encoders"),
+        ("type", None),
+        ("device", None),
     ),
     "CLIPVisionLoader": (("clip_name", "clip_vision"),),
     "ControlNetLoader": (("control_net_name", "controlnet"),),
@@ -86,11 +98,15 @@ LOADERS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "HypernetworkLoader": (("hypernetwork_name", "hypernetworks"), ("strength", None)),
     "PhotoMakerLoader": (("photomaker_model_name", "photomaker"),),
     "TripleCLIPLoader": (
-        ("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"), ("clip_name3", "text_encoders"),
+        ("clip_name1", "text_encoders"),
+        ("clip_name2", "text_encoders"),
+        ("clip_name3", "text_encoders"),
     ),
     "QuadrupleCLIPLoader": (
-        ("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"),
-        ("clip_name3", "text_encoders"), ("clip_name4", "text_encoders"),
+        ("clip_name1", "text_encoders"),
+        ("clip_name2", "text_encoders"),
+        ("clip_name3", "text_encoders"),
+        ("clip_name4", "text_encoders"),
     ),
     "ModelPatchLoader": (("name", "model_patches"),),
     "AudioEncoderLoader": (("audio_encoder_name", "audio_encoders"),),
@@ -111,11 +127,15 @@ LOADERS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "CLIPLoaderGGUF": (("clip_name", "text_encoders"), ("type", None)),
     "DualCLIPLoaderGGUF": (("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"), ("type", None)),
     "TripleCLIPLoaderGGUF": (
-        ("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"), ("clip_name3", "text_encoders"),
+        ("clip_name1", "text_encoders"),
+        ("clip_name2", "text_encoders"),
+        ("clip_name3", "text_encoders"),
     ),
     "QuadrupleCLIPLoaderGGUF": (
-        ("clip_name1", "text_encoders"), ("clip_name2", "text_encoders"),
-        ("clip_name3", "text_encoders"), ("clip_name4", "text_encoders"),
+        ("clip_name1", "text_encoders"),
+        ("clip_name2", "text_encoders"),
+        ("clip_name3", "text_encoders"),
+        ("clip_name4", "text_encoders"),
     ),
     "WanVideoModelLoader": (("model", "diffusion_models"),),  # kijai/ComfyUI-WanVideoWrapper
     "WanVideoVAELoader": (("model_name", "vae"),),
@@ -134,29 +154,47 @@ LOADERS: dict[str, tuple[tuple[str, str | None], ...]] = {
 #: Node types that hold no model reference of their own (virtual/UI-only nodes). A
 #: PrimitiveNode feeding a loader's widget copies its value into that widget, so the
 #: loader reports it; scanning the primitive too would only add noise.
-SKIP_TYPES: frozenset[str] = frozenset({
-    "PrimitiveNode", "Reroute", "Note", "MarkdownNote", "Label (rgthree)",
-})
+SKIP_TYPES: frozenset[str] = frozenset(
+    {
+        "PrimitiveNode",
+        "Reroute",
+        "Note",
+        "MarkdownNote",
+        "Label (rgthree)",
+    }
+)
 
 # ---------------------------------------------------------------- heuristics (unknown types)
 
 #: Input names that say which folder a model-file value belongs to.
 INPUT_NAME_FOLDERS: dict[str, str] = {
-    "ckpt_name": "checkpoints", "ckpt": "checkpoints",
-    "checkpoint": "checkpoints", "checkpoint_name": "checkpoints",
-    "lora_name": "loras", "lora": "loras",
-    "vae_name": "vae", "vae": "vae",
-    "unet_name": "diffusion_models", "diffusion_model": "diffusion_models",
+    "ckpt_name": "checkpoints",
+    "ckpt": "checkpoints",
+    "checkpoint": "checkpoints",
+    "checkpoint_name": "checkpoints",
+    "lora_name": "loras",
+    "lora": "loras",
+    "vae_name": "vae",
+    "vae": "vae",
+    "unet_name": "diffusion_models",
+    "diffusion_model": "diffusion_models",
     "diffusion_model_name": "diffusion_models",
-    "text_encoder": "text_encoders", "text_encoder_name": "text_encoders", "t5_name": "text_encoders",
-    "clip_vision_name": "clip_vision", "clip_vision": "clip_vision",
-    "control_net_name": "controlnet", "controlnet_name": "controlnet", "controlnet": "controlnet",
+    "text_encoder": "text_encoders",
+    "text_encoder_name": "text_encoders",
+    "t5_name": "text_encoders",
+    "clip_vision_name": "clip_vision",
+    "clip_vision": "clip_vision",
+    "control_net_name": "controlnet",
+    "controlnet_name": "controlnet",
+    "controlnet": "controlnet",
     "style_model_name": "style_models",
     "gligen_name": "gligen",
     "hypernetwork_name": "hypernetworks",
-    "upscale_model": "upscale_models", "upscale_model_name": "upscale_models",
+    "upscale_model": "upscale_models",
+    "upscale_model_name": "upscale_models",
     "photomaker_model_name": "photomaker",
-    "ipadapter_file": "ipadapter", "ipadapter_name": "ipadapter",
+    "ipadapter_file": "ipadapter",
+    "ipadapter_name": "ipadapter",
     "instantid_file": "instantid",
     "audio_encoder_name": "audio_encoders",
     "embedding_name": "embeddings",
@@ -175,9 +213,18 @@ INPUT_NAME_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 #: Input names too generic to decide alone ("model_name" of an upscaler, of a SAM model, ...):
 #: only the node type can tell.
-GENERIC_INPUT_NAMES: frozenset[str] = frozenset({
-    "model_name", "model", "name", "model_path", "model_file", "file", "filename", "file_name",
-})
+GENERIC_INPUT_NAMES: frozenset[str] = frozenset(
+    {
+        "model_name",
+        "model",
+        "name",
+        "model_path",
+        "model_file",
+        "file",
+        "filename",
+        "file_name",
+    }
+)
 
 #: Fragments of a node type (lower-cased, without spaces/underscores/dashes) -> folder.
 #: Used only for generic or unknown input names; a type matching two folders decides nothing.

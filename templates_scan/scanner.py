@@ -63,9 +63,10 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .loaders import (
     CONTROL_AFTER_GENERATE_VALUES,
@@ -78,8 +79,15 @@ from .loaders import (
 )
 
 __all__ = [
-    "WorkflowError", "ConfigError", "ModelRef", "ScanResult", "ModelRoots",
-    "scan_workflow", "scan_file", "normalize_model_path", "is_unsafe_path",
+    "WorkflowError",
+    "ConfigError",
+    "ModelRef",
+    "ScanResult",
+    "ModelRoots",
+    "scan_workflow",
+    "scan_file",
+    "normalize_model_path",
+    "is_unsafe_path",
     "MAX_WORKFLOW_BYTES",
 ]
 
@@ -110,12 +118,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    name: str                 # as the workflow writes it, e.g. "SDXL\\sd_xl_base_1.0.safetensors"
-    directory: str            # canonical ComfyUI folder: "checkpoints", "text_encoders", ...
-    path: str                 # normalised relative path inside `directory`, forward slashes
-    nodes: tuple[str, ...]    # who uses it, e.g. ("4 CheckpointLoaderSimple", "subgraph 12 > 7 LoraLoader")
-    url: str | None = None    # from properties.models / top-level models when given
-    hash: str | None = None   # e.g. "sha256:abcd..." when the metadata gives one
+    name: str  # as the workflow writes it, e.g. "SDXL\\sd_xl_base_1.0.safetensors"
+    directory: str  # canonical ComfyUI folder: "checkpoints", "text_encoders", ...
+    path: str  # normalised relative path inside `directory`, forward slashes
+    nodes: tuple[str, ...]  # who uses it, e.g. ("4 CheckpointLoaderSimple", "subgraph 12 > 7 LoraLoader")
+    url: str | None = None  # from properties.models / top-level models when given
+    hash: str | None = None  # e.g. "sha256:abcd..." when the metadata gives one
 
     @property
     def unsafe(self) -> bool:
@@ -130,12 +138,13 @@ class ModelRef:
 
 @dataclass
 class ScanResult:
-    format: str               # "ui" or "api"
-    models: list[ModelRef]    # deduplicated by (directory, path), sorted by (directory, path)
+    format: str  # "ui" or "api"
+    models: list[ModelRef]  # deduplicated by (directory, path), sorted by (directory, path)
     warnings: list[str] = field(default_factory=list)  # skipped nodes, unresolved values...
 
 
 # ------------------------------------------------------------------------------ paths
+
 
 def is_unsafe_path(path: str) -> bool:
     if not path or "\x00" in path or path.startswith("/") or _DRIVE_RE.match(path):
@@ -197,6 +206,7 @@ def _http_url(url: Any) -> str | None:
 
 # --------------------------------------------------------------------------- collector
 
+
 class _Acc:
     __slots__ = ("name", "directory", "path", "nodes", "url", "hash")
 
@@ -252,8 +262,7 @@ class _Collector:
                 self.merge_meta((folder, path), entry)
                 continue
             base = path.rsplit("/", 1)[-1]
-            matches = [k for k, acc in self.refs.items()
-                       if k[0] == folder and acc.path.rsplit("/", 1)[-1] == base]
+            matches = [k for k, acc in self.refs.items() if k[0] == folder and acc.path.rsplit("/", 1)[-1] == base]
             if matches:
                 for k in matches:
                     self.merge_meta(k, entry)
@@ -262,8 +271,7 @@ class _Collector:
 
     def result(self) -> ScanResult:
         models = [
-            ModelRef(a.name, a.directory, a.path, tuple(a.nodes), a.url, a.hash)
-            for _, a in sorted(self.refs.items())
+            ModelRef(a.name, a.directory, a.path, tuple(a.nodes), a.url, a.hash) for _, a in sorted(self.refs.items())
         ]
         return ScanResult(self.format, models, self.warnings)
 
@@ -301,6 +309,7 @@ def _unwrap(value: Any) -> tuple[Any, bool]:
 
 
 # --------------------------------------------------------------------------- parsing
+
 
 def _parse(data: Any) -> Any:
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -361,11 +370,18 @@ def scan_file(path: str | os.PathLike) -> ScanResult:
 
 
 def _json_type(value: Any) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 # ----------------------------------------------------------------------------- API
+
 
 def _scan_api(nodes: dict) -> ScanResult:
     out = _Collector("api")
@@ -396,8 +412,9 @@ def _scan_api(nodes: dict) -> ScanResult:
     return out.result()
 
 
-def _add_value(out: _Collector, label: str, ctype: str, input_name: str | None, value: Any,
-               folder: str | None, known: bool) -> tuple[str, str] | None | bool:
+def _add_value(
+    out: _Collector, label: str, ctype: str, input_name: str | None, value: Any, folder: str | None, known: bool
+) -> tuple[str, str] | None | bool:
     """Record one widget value. Returns the ref key, None if not a model value, or False
     for a model-looking value whose folder could not be determined."""
     value, off = _unwrap(value)
@@ -416,6 +433,7 @@ def _add_value(out: _Collector, label: str, ctype: str, input_name: str | None, 
 
 
 # ------------------------------------------------------------------------------ UI
+
 
 class _Graph:
     """One graph (the root or a subgraph definition) with lazily built link lookups."""
@@ -456,6 +474,7 @@ def _key(value: Any) -> str:
 class _Instance:
     """What a subgraph instance passes in: link id inside the definition -> subgraph input
     name, and the instance's own stored values by subgraph input name."""
+
     link_inputs: dict[str, str]
     values: dict[str, Any]
 
@@ -499,8 +518,9 @@ class _UIScanner:
 
     # ..................................................................... graph walk
 
-    def _scan_graph(self, graph: _Graph, prefix: str, state: str, instance: _Instance | None,
-                    stack: tuple[str, ...]) -> None:
+    def _scan_graph(
+        self, graph: _Graph, prefix: str, state: str, instance: _Instance | None, stack: tuple[str, ...]
+    ) -> None:
         nodes = graph.data.get("nodes")
         if not isinstance(nodes, list):
             self.out.warn(f"{prefix or 'workflow'}: 'nodes' is not a list: skipped")
@@ -526,8 +546,17 @@ class _UIScanner:
             elif ntype not in SKIP_TYPES:
                 self._scan_node(graph, node, nid, ntype, prefix, node_state, instance)
 
-    def _scan_instance(self, graph: _Graph, node: dict, nid: str, def_id: str, prefix: str,
-                       state: str, outer: _Instance | None, stack: tuple[str, ...]) -> None:
+    def _scan_instance(
+        self,
+        graph: _Graph,
+        node: dict,
+        nid: str,
+        def_id: str,
+        prefix: str,
+        state: str,
+        outer: _Instance | None,
+        stack: tuple[str, ...],
+    ) -> None:
         if def_id in stack:
             self.out.warn(f"{prefix}node {nid}: subgraph {def_id} contains itself: not expanded")
             return
@@ -542,8 +571,13 @@ class _UIScanner:
             inner = _Graph(sg, input_node_id)
             self.graphs[def_id] = (inner, self._link_inputs(sg, inner))
         inner, link_inputs = self.graphs[def_id]
-        self._scan_graph(inner, prefix=f"{prefix}subgraph {nid} > ", state=state,
-                         instance=_Instance(link_inputs, self._instance_values(node)), stack=stack + (def_id,))
+        self._scan_graph(
+            inner,
+            prefix=f"{prefix}subgraph {nid} > ",
+            state=state,
+            instance=_Instance(link_inputs, self._instance_values(node)),
+            stack=stack + (def_id,),
+        )
 
     @staticmethod
     def _link_inputs(sg: dict, inner: _Graph) -> dict[str, str]:
@@ -551,7 +585,7 @@ class _UIScanner:
         link_inputs: dict[str, str] = {}
         sg_inputs = sg.get("inputs") if isinstance(sg.get("inputs"), list) else []
         names = [i.get("name") if isinstance(i, dict) else None for i in sg_inputs]
-        for inp, name in zip(sg_inputs, names):
+        for inp, name in zip(sg_inputs, names, strict=False):
             if isinstance(name, str) and isinstance(inp.get("linkIds"), list):
                 for lid in inp["linkIds"]:
                     link_inputs[_key(lid)] = name
@@ -575,22 +609,30 @@ class _UIScanner:
         elif isinstance(wv, list) and wv:
             if isinstance(proxy, list):
                 for i, entry in enumerate(proxy):
-                    if (isinstance(entry, list) and len(entry) >= 2 and _key(entry[0]) == "-1"
-                            and isinstance(entry[1], str) and i < len(wv)):
+                    if (
+                        isinstance(entry, list)
+                        and len(entry) >= 2
+                        and _key(entry[0]) == "-1"
+                        and isinstance(entry[1], str)
+                        and i < len(wv)
+                    ):
                         values[entry[1]] = wv[i]
             else:  # older files: one value per widget input of the instance, in order
                 inputs = node.get("inputs") if isinstance(node.get("inputs"), list) else []
-                widget_names = [i["name"] for i in inputs
-                                if isinstance(i, dict) and isinstance(i.get("widget"), dict)
-                                and isinstance(i.get("name"), str)]
+                widget_names = [
+                    i["name"]
+                    for i in inputs
+                    if isinstance(i, dict) and isinstance(i.get("widget"), dict) and isinstance(i.get("name"), str)
+                ]
                 positions = _align(widget_names, wv) or {}
                 values = {name: wv[i] for name, i in positions.items()}
         return values
 
     # ........................................................................ one node
 
-    def _scan_node(self, graph: _Graph, node: dict, nid: str, ntype: str, prefix: str, state: str,
-                   instance: _Instance | None) -> None:
+    def _scan_node(
+        self, graph: _Graph, node: dict, nid: str, ntype: str, prefix: str, state: str, instance: _Instance | None
+    ) -> None:
         label = f"{prefix}{nid} {ntype}" + (f" ({state})" if state else "")
         wv = node.get("widgets_values")
         if wv is not None and not isinstance(wv, (list, dict)):
@@ -649,7 +691,7 @@ class _UIScanner:
                 if result is False:
                     unresolved.append(plain)
         if isinstance(wv, (list, dict)):
-            for pos, v in (enumerate(wv) if isinstance(wv, list) else wv.items()):
+            for pos, v in enumerate(wv) if isinstance(wv, list) else wv.items():
                 if pos in used_positions:
                     continue
                 v, _ = _unwrap(v)
@@ -660,8 +702,16 @@ class _UIScanner:
             if selected.get(value) is None:
                 self.out.warn(f"{label}: {value!r} looks like a model file but its folder is unknown")
 
-    def _linked_value(self, graph: _Graph, inp: dict, name: str, value: Any, folder: str | None,
-                      instance: _Instance | None, label: str) -> Any:
+    def _linked_value(
+        self,
+        graph: _Graph,
+        inp: dict,
+        name: str,
+        value: Any,
+        folder: str | None,
+        instance: _Instance | None,
+        label: str,
+    ) -> Any:
         """The value of a widget that is also an input: its own, the subgraph instance's, or
         None when a real node supplies it at run time."""
         link = inp.get("link")
@@ -709,8 +759,10 @@ class _UIScanner:
         for entry in models:
             name = entry.get("name") if isinstance(entry, dict) else None
             if not isinstance(name, str) or name not in selected:
-                self.out.warn(f"{label}: properties.models entry {_short(name if isinstance(name, str) else entry)}"
-                              " is not selected by any widget: ignored")
+                self.out.warn(
+                    f"{label}: properties.models entry {_short(name if isinstance(name, str) else entry)}"
+                    " is not selected by any widget: ignored"
+                )
                 continue
             key = selected[name]
             meta = _model_entry(entry)
@@ -720,8 +772,10 @@ class _UIScanner:
                 folder, mname = meta
                 key = selected[name] = self.out.add(mname, folder, label)
             elif meta is not None and meta[0] != key[0]:
-                self.out.warn(f"{label}: properties.models says {name!r} belongs in {meta[0]!r}, "
-                              f"the node loads it from {key[0]!r}")
+                self.out.warn(
+                    f"{label}: properties.models says {name!r} belongs in {meta[0]!r}, "
+                    f"the node loads it from {key[0]!r}"
+                )
             self.out.merge_meta(key, entry)
 
 
@@ -735,8 +789,12 @@ def _align(names: list[str], values: list) -> dict[str, int] | None:
             return None
         out[name] = i
         i += 1
-        if ("seed" in name.lower() and i < len(values)
-                and isinstance(values[i], str) and values[i] in CONTROL_AFTER_GENERATE_VALUES):
+        if (
+            "seed" in name.lower()
+            and i < len(values)
+            and isinstance(values[i], str)
+            and values[i] in CONTROL_AFTER_GENERATE_VALUES
+        ):
             i += 1
     return out if i == len(values) else None
 
@@ -749,23 +807,23 @@ def _scan_ui(wf: dict) -> ScanResult:
 
 # ------------------------------------------------------------------------ ModelRoots
 
+
 @dataclass
 class ModelRoots:
     """Where a folder's files may live: the model root plus extra_model_paths.yaml folders."""
-    folders: dict[str, list[Path]]   # canonical folder -> directories to look in, in order
-    model_root: Path | None = None   # fallback for folders not in `folders`: <model_root>/<folder>
+
+    folders: dict[str, list[Path]]  # canonical folder -> directories to look in, in order
+    model_root: Path | None = None  # fallback for folders not in `folders`: <model_root>/<folder>
     _allowed: tuple[tuple, tuple[str, ...]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_settings(cls, model_root: Path, extra_model_paths: Path | None = None) -> "ModelRoots":
+    def from_settings(cls, model_root: Path, extra_model_paths: Path | None = None) -> ModelRoots:
         """Mirror folder_paths: the default folders under ``model_root`` (text_encoders also in
         ``clip``, diffusion_models also in ``unet``...), then each extra_model_paths.yaml entry
         appended (or, with ``is_default: true``, put first). Raises :class:`ConfigError` when
         the YAML file is given but unreadable or malformed."""
         root = Path(model_root)
-        folders: dict[str, list[Path]] = {
-            name: [root / d for d in dirs] for name, dirs in DEFAULT_FOLDER_DIRS.items()
-        }
+        folders: dict[str, list[Path]] = {name: [root / d for d in dirs] for name, dirs in DEFAULT_FOLDER_DIRS.items()}
         if extra_model_paths is not None:
             for folder, path, is_default in _read_extra_model_paths(Path(extra_model_paths)):
                 paths = folders.setdefault(folder, [root / folder])
@@ -784,8 +842,14 @@ class ModelRoots:
         folder = canonical_folder(directory)
         if folder in self.folders:
             return list(self.folders[folder])
-        if self.model_root is not None and folder and "/" not in folder and "\\" not in folder \
-                and folder not in (".", "..") and "\x00" not in folder:
+        if (
+            self.model_root is not None
+            and folder
+            and "/" not in folder
+            and "\\" not in folder
+            and folder not in (".", "..")
+            and "\x00" not in folder
+        ):
             return [self.model_root / folder]
         return []
 
@@ -817,8 +881,9 @@ class ModelRoots:
         if self._allowed is not None and self._allowed[0] == snapshot:
             return self._allowed[1]
         roots: list[str] = []
-        for p in ([self.model_root] if self.model_root is not None else []) + \
-                [d for dirs in self.folders.values() for d in dirs]:
+        for p in ([self.model_root] if self.model_root is not None else []) + [
+            d for dirs in self.folders.values() for d in dirs
+        ]:
             try:
                 r = os.path.realpath(p)
             except (OSError, ValueError):

@@ -56,7 +56,12 @@ def check_report(request):
     """Scan a workflow sent with the request, without saving it anywhere."""
     result = scan_workflow(upload.workflow_from(request))
     checked = library.Checker().check(result.models)
-    return {"format": result.format, "warnings": result.warnings, "models_total": len(checked), **library.summary(checked)}
+    return {
+        "format": result.format,
+        "warnings": result.warnings,
+        "models_total": len(checked),
+        **library.summary(checked),
+    }
 
 
 @csrf_exempt  # upload.csrf_refusal checks, once the workflow's own form parser is in place

@@ -36,7 +36,10 @@ def isolated_dirs(request, tmp_path):
     settings.DOWNLOAD_BACKOFF_MAX = 0.05
     settings.DOWNLOAD_DISK_RESERVE = 0
     # Tests render pages without running collectstatic first.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 class CatalogueServer:
@@ -51,7 +54,7 @@ class CatalogueServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(dict(self.headers))
-                etag = '"%s"' % hashlib.sha256(server.body).hexdigest()[:16]
+                etag = f'"{hashlib.sha256(server.body).hexdigest()[:16]}"'
                 if server.status != 200:
                     self.send_response(server.status)
                     self.send_header("Content-Length", "0")

@@ -53,7 +53,12 @@ class App:
 
     def manage(self, *args, check=True, timeout=120):
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -144,7 +149,16 @@ class App:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         web = subprocess.Popen(
-            [sys.executable, "-m", "presetsite.serve", "-b", "127.0.0.1", "-p", str(port), "presetsite.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "presetsite.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "presetsite.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -177,6 +191,11 @@ class App:
         return login(self.base, username, password)
 
     def stop(self):
+        """Stop every process; their logs' last lines go to the test's output (shown if it failed)."""
+        for log in ("daphne.log", "qcluster.log"):
+            if (self.data / log).exists():
+                lines = (self.data / log).read_text(errors="replace").splitlines()[-60:]
+                print(f"--- last lines of {log}", *lines, sep="\n")
         for web in self.webs:
             if web.poll() is None:
                 web.terminate()

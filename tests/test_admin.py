@@ -34,7 +34,7 @@ def test_changelist_lists_presets_with_refresh_and_export_buttons(staff, catalog
 
 
 @pytest.mark.parametrize(
-    "query, present, absent",
+    ("query", "present", "absent"),
     [
         ({"q": "hunyuan"}, "HUNYUAN_T2V_720P", "LTX_VIDEO_T2V"),
         ({"category__name__exact": "Audio Generation"}, "Audio", "LTX_VIDEO_T2V"),
@@ -89,7 +89,10 @@ def test_editing_a_preset_makes_it_locally_curated_and_survives_refresh(staff, c
             }
         )
     response = staff.post(f"{CHANGELIST}LTX_VIDEO_T2V/change/", form)
-    assert response.status_code == 302, [response.context["adminform"].form.errors, [f.errors for f in response.context["inline_admin_formsets"][0].formset]]
+    assert response.status_code == 302, [
+        response.context["adminform"].form.errors,
+        [f.errors for f in response.context["inline_admin_formsets"][0].formset],
+    ]
     preset.refresh_from_db()
     assert preset.name == "LTX tuned by us" and preset.source == Preset.LOCAL
     assert preset.tags == ["ltx", "tuned by us"]
@@ -184,7 +187,9 @@ def form_errors(response):
 
 
 def test_admin_refuses_a_file_name_longer_than_the_file_system_allows(staff, catalogue):
-    response = staff.post(f"{CHANGELIST}add/", add_form(**{"files-0-path": "checkpoints/" + "é" * 130 + ".safetensors"}))
+    response = staff.post(
+        f"{CHANGELIST}add/", add_form(**{"files-0-path": "checkpoints/" + "é" * 130 + ".safetensors"})
+    )
     assert response.status_code == 200
     assert form_errors(response) == {
         "files-path": [

@@ -16,8 +16,10 @@ def app(tmp_path, catalogue_server):
     app = App(tmp_path, PRESETS_REFRESH_URL=catalogue_server.url)
     app.manage("refresh_presets")
     app.manage(
-        "shell", "-c", "from django.contrib.auth.models import User; "
-        "User.objects.create_superuser('curator', password='a-long-password')"
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        "User.objects.create_superuser('curator', password='a-long-password')",
     )
     app.start_web()
     yield app
@@ -44,7 +46,12 @@ def box(locator):
 
 
 def overlap(a, b):
-    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
 
 
 def test_the_refresh_and_export_buttons_leave_the_catalogue_version_readable(admin_page):

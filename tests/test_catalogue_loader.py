@@ -133,21 +133,36 @@ HOSTILE = {
     "id with a slash": (catalogue_text({"../X": preset()}), "id must"),
     "numeric id": (catalogue_text({123: preset()}), "id must"),
     "preset is a string": (catalogue_text({"X": "hello"}), "preset 'X': must be a mapping"),
-    "missing name": (catalogue_text({"X": {k: v for k, v in preset().items() if k != "name"}}), "preset 'X': missing name"),
+    "missing name": (
+        catalogue_text({"X": {k: v for k, v in preset().items() if k != "name"}}),
+        "preset 'X': missing name",
+    ),
     "name is a number": (catalogue_text({"X": preset(name=42)}), "preset 'X': name: must be a string"),
     "unknown category": (catalogue_text({"X": preset(category="Nope")}), "preset 'X': category: 'Nope'"),
     "bad type": (catalogue_text({"X": preset(type="Image Stuff")}), "preset 'X': type:"),
     "tags not a list": (catalogue_text({"X": preset(tags="a,b")}), "preset 'X': tags:"),
-    "tag with a comma": (catalogue_text({"X": preset(tags=["a, b"])}), "preset 'X': tags: must be a list of non-empty words"),
+    "tag with a comma": (
+        catalogue_text({"X": preset(tags=["a, b"])}),
+        "preset 'X': tags: must be a list of non-empty words",
+    ),
     "download_size not a size": (catalogue_text({"X": preset(download_size="huge")}), "preset 'X': download_size:"),
     "files empty": (catalogue_text({"X": preset(files=[])}), "preset 'X': files: must be a non-empty list"),
     "files missing": (catalogue_text({"X": {k: v for k, v in preset().items() if k != "files"}}), "missing files"),
-    "file is a string": (catalogue_text({"X": preset(files=["checkpoints/a.safetensors"])}), "files[0]: must be a mapping"),
+    "file is a string": (
+        catalogue_text({"X": preset(files=["checkpoints/a.safetensors"])}),
+        "files[0]: must be a mapping",
+    ),
     "absolute path": (catalogue_text(file_with(path="/etc/cron.d/evil")), "files[0]: path: must be relative"),
-    "dotdot path": (catalogue_text(file_with(path="checkpoints/../../etc/passwd")), "files[0]: path: must not contain '..'"),
+    "dotdot path": (
+        catalogue_text(file_with(path="checkpoints/../../etc/passwd")),
+        "files[0]: path: must not contain '..'",
+    ),
     "dotdot only": (catalogue_text(file_with(path="..")), "path: must not contain '..'"),
     "home path": (catalogue_text(file_with(path="~/.ssh/authorized_keys")), "path: must be relative"),
-    "backslash path": (catalogue_text(file_with(path="checkpoints\\..\\x.bin")), "path: contains a control character, backslash"),
+    "backslash path": (
+        catalogue_text(file_with(path="checkpoints\\..\\x.bin")),
+        "path: contains a control character, backslash",
+    ),
     "NUL in path": (catalogue_text(file_with(path="checkpoints/a\x00.bin")), "path: contains a control character"),
     "hidden file": (catalogue_text(file_with(path="checkpoints/.bashrc")), "path: must not contain hidden"),
     "empty component": (catalogue_text(file_with(path="checkpoints//a.bin")), "path: must not contain empty"),
@@ -173,18 +188,30 @@ HOSTILE = {
         "files[0]: size: '9999999TB' is too large: at most 8388607TB",
     ),
     "download_size too large": (catalogue_text({"X": preset(download_size="9" * 400 + "GB")}), "download_size:"),
-    "name longer than its column": (catalogue_text({"X": preset(name="n" * 201)}), "preset 'X': name: is 201 characters long; at most 200 fit"),
-    "url longer than its column": (
-        catalogue_text(file_with(url="https://example.org/" + "u" * 2000)), "files[0]: url: is 2020 characters long"
+    "name longer than its column": (
+        catalogue_text({"X": preset(name="n" * 201)}),
+        "preset 'X': name: is 201 characters long; at most 200 fit",
     ),
-    "size text longer than its column": (catalogue_text(file_with(size="4GB (" + "x" * 60 + ")")), "files[0]: size: is 66"),
+    "url longer than its column": (
+        catalogue_text(file_with(url="https://example.org/" + "u" * 2000)),
+        "files[0]: url: is 2020 characters long",
+    ),
+    "size text longer than its column": (
+        catalogue_text(file_with(size="4GB (" + "x" * 60 + ")")),
+        "files[0]: size: is 66",
+    ),
     "category name longer than its column": (
-        catalogue_text({}, categories={"c" * 101: {"type": "image"}}), "category: is 101 characters long; at most 100"
+        catalogue_text({}, categories={"c" * 101: {"type": "image"}}),
+        "category: is 101 characters long; at most 100",
     ),
     "version longer than its column": (
-        "metadata: {version: '" + "1" * 51 + "'}\npresets: {}\n", "metadata: version: is 51 characters long"
+        "metadata: {version: '" + "1" * 51 + "'}\npresets: {}\n",
+        "metadata: version: is 51 characters long",
     ),
-    "size_bytes too large": (catalogue_text(file_with(size_bytes=2**63)), "size_bytes: must be a whole number of bytes"),
+    "size_bytes too large": (
+        catalogue_text(file_with(size_bytes=2**63)),
+        "size_bytes: must be a whole number of bytes",
+    ),
     "path is a list": (catalogue_text(file_with(path=["a", "b"])), "files[0]: path: must be a string"),
     "missing url": (catalogue_text(file_without("url")), "preset 'X': files[0]: missing url"),
     "missing path": (catalogue_text(file_without("path")), "preset 'X': files[0]: missing path"),
@@ -192,15 +219,27 @@ HOSTILE = {
     "ftp url": (catalogue_text(file_with(url="ftp://example.org/a")), "url: must be an http:// or https://"),
     "javascript url": (catalogue_text(file_with(url="javascript:alert(1)")), "url: must be an http:// or https://"),
     "url without host": (catalogue_text(file_with(url="https:///nohost")), "url: has no host"),
-    "url with credentials": (catalogue_text(file_with(url="https://user:pw@example.org/a")), "url: must not carry credentials"),
+    "url with credentials": (
+        catalogue_text(file_with(url="https://user:pw@example.org/a")),
+        "url: must not carry credentials",
+    ),
     "url with spaces": (catalogue_text(file_with(url="https://example.org/a b")), "url: must not contain whitespace"),
     "url bad port": (catalogue_text(file_with(url="https://example.org:99999/a")), "url: is not a valid URL"),
     "size not a size": (catalogue_text(file_with(size="big")), "files[0]: size: not a size"),
     "size is a number": (catalogue_text(file_with(size=5)), "files[0]: size: must be a string"),
-    "optional not bool": (catalogue_text(file_with(optional="yes please")), "files[0]: optional: must be true or false"),
+    "optional not bool": (
+        catalogue_text(file_with(optional="yes please")),
+        "files[0]: optional: must be true or false",
+    ),
     "bad sha256": (catalogue_text(file_with(sha256="abc")), "files[0]: sha256: must be 64 hexadecimal"),
-    "negative size_bytes": (catalogue_text(file_with(size_bytes=-1)), "files[0]: size_bytes: must be a whole number of bytes from 1"),
-    "bool size_bytes": (catalogue_text(file_with(size_bytes=True)), "files[0]: size_bytes: must be a whole number of bytes from 1"),
+    "negative size_bytes": (
+        catalogue_text(file_with(size_bytes=-1)),
+        "files[0]: size_bytes: must be a whole number of bytes from 1",
+    ),
+    "bool size_bytes": (
+        catalogue_text(file_with(size_bytes=True)),
+        "files[0]: size_bytes: must be a whole number of bytes from 1",
+    ),
     "unknown file field": (catalogue_text(file_with(urll="https://e.org")), "files[0]: unknown field 'urll'"),
     "unknown preset field": (catalogue_text({"X": preset(colour="red")}), "preset 'X': unknown field 'colour'"),
     "same path twice": (

@@ -256,7 +256,7 @@ def test_a_file_already_in_place_is_verified_instead_of_downloaded(server, serve
 
 
 @pytest.mark.parametrize(
-    "content, changes",
+    ("content", "changes"),
     [
         pytest.param(b"\0" * SIZE, {}, id="same size, wrong sha256"),
         pytest.param(b"\0" * 10, {"sha256": None}, id="no sha256, wrong size"),
@@ -928,29 +928,47 @@ def test_a_body_with_no_length_counts_when_its_exact_size_or_sha256_match(server
     ("fault", "url", "timeout", "expected"),
     [
         pytest.param(
-            Fault(truncate_after=256 * 1024), None, (5, 5),
-            "connection to 127.0.0.1 lost after 256.0 KB of 20.0 MB", id="cut",
+            Fault(truncate_after=256 * 1024),
+            None,
+            (5, 5),
+            "connection to 127.0.0.1 lost after 256.0 KB of 20.0 MB",
+            id="cut",
         ),
         pytest.param(
-            Fault(reset_after=256 * 1024), None, (5, 5),
-            "connection to 127.0.0.1 lost after <n> KB of 20.0 MB", id="reset",
+            Fault(reset_after=256 * 1024),
+            None,
+            (5, 5),
+            "connection to 127.0.0.1 lost after <n> KB of 20.0 MB",
+            id="reset",
         ),
         pytest.param(
-            Fault(trickle=(1024, 2)), None, (5, 0.3),
-            "127.0.0.1 sent nothing for 0.3 s, after 1.0 KB of 20.0 MB", id="stalled body",
+            Fault(trickle=(1024, 2)),
+            None,
+            (5, 0.3),
+            "127.0.0.1 sent nothing for 0.3 s, after 1.0 KB of 20.0 MB",
+            id="stalled body",
         ),
         pytest.param(Fault(delay=2), None, (5, 0.3), "127.0.0.1 did not answer within 0.3 s", id="no answer"),
         pytest.param(
-            None, "http://127.0.0.1:{closed}/big.bin", (5, 5),
-            "127.0.0.1 refused the connection: nothing is listening on that port", id="refused",
+            None,
+            "http://127.0.0.1:{closed}/big.bin",
+            (5, 5),
+            "127.0.0.1 refused the connection: nothing is listening on that port",
+            id="refused",
         ),
         pytest.param(
-            None, "http://nonexistent.invalid/big.bin", (5, 5),
-            "cannot find nonexistent.invalid: the name does not resolve", id="no such host",
+            None,
+            "http://nonexistent.invalid/big.bin",
+            (5, 5),
+            "cannot find nonexistent.invalid: the name does not resolve",
+            id="no such host",
         ),
         pytest.param(
-            None, "https://127.0.0.1:{port}/big.bin", (5, 5),
-            "could not open a secure connection to 127.0.0.1 (TLS handshake failed)", id="not TLS",
+            None,
+            "https://127.0.0.1:{port}/big.bin",
+            (5, 5),
+            "could not open a secure connection to 127.0.0.1 (TLS handshake failed)",
+            id="not TLS",
         ),
         pytest.param(
             Fault(status=429), None, (5, 5), "127.0.0.1 is limiting how often it may be asked (HTTP 429)", id="429"
@@ -981,7 +999,7 @@ def test_an_untrusted_certificate_reads_as_one(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("no openssl command")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1".split()
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
     subprocess.run([*command, "-keyout", key, "-out", cert], check=True, capture_output=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

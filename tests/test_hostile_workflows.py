@@ -69,7 +69,7 @@ def test_malformed_parts_are_skipped_with_a_warning(case):
 @pytest.mark.parametrize("case", list(UNSAFE_NAMES), ids=list(UNSAFE_NAMES))
 def test_unsafe_model_names_are_flagged_and_never_looked_up(case, tmp_path):
     name = UNSAFE_NAMES[case]
-    data = '{"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "%s"}}}' % name
+    data = f'{{"1": {{"class_type": "CheckpointLoaderSimple", "inputs": {{"ckpt_name": "{name}"}}}}}}'
     (ref,) = scan_workflow(data).models
     assert ref.unsafe
     assert ModelRoots.from_settings(tmp_path).locate(ref) is None

@@ -24,7 +24,9 @@ def preset(preset_id):
 
 def job_in(state, preset_id, user=None):
     job, _ = queue.install(preset(preset_id), user=user)
-    DownloadJob.objects.filter(pk=job.pk).update(state=state, error="HTTP 404 from example.org" if state == "failed" else "")
+    DownloadJob.objects.filter(pk=job.pk).update(
+        state=state, error="HTTP 404 from example.org" if state == "failed" else ""
+    )
     return DownloadJob.objects.get(pk=job.pk)
 
 

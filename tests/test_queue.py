@@ -93,7 +93,7 @@ def test_install_copies_the_file_list_and_downloads_it_verified(server, settings
     job.refresh_from_db()
     assert job.state == State.COMPLETED and job.finished_at
     assert job.bytes_done == job.bytes_total == 350_000
-    for file, served in zip(job.files.all(), preset.files.all()):
+    for file, served in zip(job.files.all(), preset.files.all(), strict=False):
         assert file.state == State.COMPLETED and file.verified_sha256 == served.sha256
     assert target(settings, preset).stat().st_size == 300_000
     assert not part_path(target(settings, preset)).exists()
@@ -165,7 +165,7 @@ def test_jobs_run_one_at_a_time_in_fifo_order(server):
     assert order == ["FIRST", "SECOND", "THIRD"]
     jobs = list(DownloadJob.objects.order_by("started_at"))
     assert [j.preset_id for j in jobs] == ["FIRST", "SECOND", "THIRD"]
-    assert all(a.finished_at <= b.started_at for a, b in zip(jobs, jobs[1:]))
+    assert all(a.finished_at <= b.started_at for a, b in zip(jobs, jobs[1:], strict=False))
 
 
 def test_server_faults_are_retried_and_the_file_ends_correct(server, settings):
@@ -533,14 +533,18 @@ def test_cancelling_a_job_no_worker_runs_wakes_the_worker_for_the_next(app, serv
     app.start_cluster()
     app.manage("install_preset", "FIRST", "--wait")  # the cluster is up and has recovered
     app.manage(
-        "shell", "-c", "from downloads.models import DownloadJob; DownloadJob.objects.create(preset_id='STUCK', state='downloading')"
+        "shell",
+        "-c",
+        "from downloads.models import DownloadJob; DownloadJob.objects.create(preset_id='STUCK', state='downloading')",
     )
     app.manage("install_preset", "NEXT")
     assert app.job_state("NEXT") == "queued"
 
     app.manage(
-        "shell", "-c", "from downloads import queue; from downloads.models import DownloadJob; "
-        "queue.cancel(DownloadJob.objects.get(preset_id='STUCK'), keep_partial=False)"
+        "shell",
+        "-c",
+        "from downloads import queue; from downloads.models import DownloadJob; "
+        "queue.cancel(DownloadJob.objects.get(preset_id='STUCK'), keep_partial=False)",
     )
 
     app.wait_for(lambda: app.job_state("NEXT") == "completed", timeout=30)

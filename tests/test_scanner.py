@@ -4,6 +4,7 @@ No database: these tests only use files under tests/fixtures/workflows and tmp_p
 """
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -40,13 +41,32 @@ def summary(result: ScanResult) -> set:
 
 def ui(nodes, **extra) -> dict:
     """A minimal UI-format workflow around the given nodes."""
-    return {"last_node_id": 99, "last_link_id": 99, "nodes": nodes, "links": [], "groups": [],
-            "config": {}, "extra": {}, "version": 0.4, **extra}
+    return {
+        "last_node_id": 99,
+        "last_link_id": 99,
+        "nodes": nodes,
+        "links": [],
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+        **extra,
+    }
 
 
 def node(nid, ntype, widgets_values=None, **kw) -> dict:
-    n = {"id": nid, "type": ntype, "pos": [0, 0], "size": [300, 100], "flags": {}, "order": 0,
-         "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": ntype}}
+    n = {
+        "id": nid,
+        "type": ntype,
+        "pos": [0, 0],
+        "size": [300, 100],
+        "flags": {},
+        "order": 0,
+        "mode": 0,
+        "inputs": [],
+        "outputs": [],
+        "properties": {"Node name for S&R": ntype},
+    }
     if widgets_values is not None:
         n["widgets_values"] = widgets_values
     n.update(kw)
@@ -54,6 +74,7 @@ def node(nid, ntype, widgets_values=None, **kw) -> dict:
 
 
 # ------------------------------------------------------------------------- fixtures
+
 
 def test_ui_sdxl_basic():
     result = scan_file(WORKFLOWS / "ui_sdxl_basic.json")
@@ -68,15 +89,20 @@ def test_ui_sdxl_basic():
     r = refs(result)
     ckpt = r["checkpoints", "SDXL/sd_xl_base_1.0.safetensors"]
     assert ckpt.name == "SDXL\\sd_xl_base_1.0.safetensors"  # as written by the first node using it
-    assert ckpt.url == ("https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
-                        "sd_xl_base_1.0.safetensors")
+    assert ckpt.url == (
+        "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"
+    )
     assert ckpt.hash == "sha256:31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b"
     assert r["loras", "add-detail-xl.safetensors"].url == "https://civitai.com/api/download/models/135867"
     # url from the top-level models list, matched by directory + file name
-    assert r["vae", "sdxl_vae.safetensors"].url == \
-        "https://huggingface.co/stabilityai/sdxl-vae/resolve/main/sdxl_vae.safetensors"
-    assert r["upscale_models", "4x-UltraSharp.pth"].url == \
-        "https://huggingface.co/Kim2091/UltraSharp/resolve/main/4x-UltraSharp.pth"
+    assert (
+        r["vae", "sdxl_vae.safetensors"].url
+        == "https://huggingface.co/stabilityai/sdxl-vae/resolve/main/sdxl_vae.safetensors"
+    )
+    assert (
+        r["upscale_models", "4x-UltraSharp.pth"].url
+        == "https://huggingface.co/Kim2091/UltraSharp/resolve/main/4x-UltraSharp.pth"
+    )
     # VAELoader "taesdxl" is a built-in approximation, not a file; a Markdown note is not a loader
     assert not any("taesd" in m.path or "refiner" in m.path for m in result.models)
     assert not any(m.inactive or m.unsafe for m in result.models)
@@ -95,11 +121,15 @@ def test_ui_flux_subgraph():
         ("loras", "flux_realism_lora.safetensors", ("21 LoraLoaderModelOnly (muted)",)),
     }
     r = refs(result)
-    assert r["diffusion_models", "flux1-dev-fp8.safetensors"].url == \
-        "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev-fp8.safetensors"
+    assert (
+        r["diffusion_models", "flux1-dev-fp8.safetensors"].url
+        == "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev-fp8.safetensors"
+    )
     # metadata directory "clip" is the legacy name of text_encoders
-    assert r["text_encoders", "clip_l.safetensors"].url == \
-        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"
+    assert (
+        r["text_encoders", "clip_l.safetensors"].url
+        == "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"
+    )
     assert r["vae", "ae.safetensors"].url.endswith("/vae/ae.safetensors")
     assert r["upscale_models", "4x-UltraSharp.pth"].url is None
     # muted node: still reported, flagged
@@ -159,11 +189,14 @@ def test_api_misc_loaders():
     assert not any("portrait" in m.path or "cinematic" in m.path for m in result.models)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("broken_truncated.json", "invalid JSON"),
-    ("not_a_workflow.json", "got a list"),
-    ("wrong_types.json", "'nodes' must be a list"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("broken_truncated.json", "invalid JSON"),
+        ("not_a_workflow.json", "got a list"),
+        ("wrong_types.json", "'nodes' must be a list"),
+    ],
+)
 def test_malformed_files_raise_workflow_error_naming_the_file(name, message):
     with pytest.raises(WorkflowError) as exc:
         scan_file(WORKFLOWS / name)
@@ -175,12 +208,13 @@ def test_malformed_files_raise_workflow_error_naming_the_file(name, message):
 def test_unreadable_file(tmp_path):
     with pytest.raises(WorkflowError, match="missing.json: cannot read"):
         scan_file(tmp_path / "missing.json")
+    (tmp_path / "a_dir").mkdir()
     with pytest.raises(WorkflowError, match="a_dir: cannot read"):
-        (tmp_path / "a_dir").mkdir()
         scan_file(tmp_path / "a_dir")
 
 
 # ------------------------------------------------------------------ input handling
+
 
 def test_accepts_bytes_str_and_dict():
     raw = (WORKFLOWS / "api_wan_video.json").read_bytes()
@@ -193,10 +227,21 @@ def test_accepts_bytes_str_and_dict():
     assert summary(scan_workflow({"prompt": json.loads(raw), "client_id": "x"})) == expected
 
 
-@pytest.mark.parametrize("data", [
-    b"\xff\xfe\x00garbage", "", "null", "42", '"a string"', "[]", "{}", '{"foo": {"bar": 1}}',
-    '{"1": {"inputs": {}}}', b"{" + b'"a":' * 10 + b"1",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe\x00garbage",
+        "",
+        "null",
+        "42",
+        '"a string"',
+        "[]",
+        "{}",
+        '{"foo": {"bar": 1}}',
+        '{"1": {"inputs": {}}}',
+        b"{" + b'"a":' * 10 + b"1",
+    ],
+)
 def test_not_workflows(data):
     with pytest.raises(WorkflowError):
         scan_workflow(data)
@@ -215,38 +260,47 @@ def test_huge_integer_literal_is_a_workflow_error():
 
 
 def test_wrong_types_inside_nodes_are_skipped_gracefully():
-    wf = ui([
-        "not a node",
-        None,
-        node(1, "CheckpointLoaderSimple", "v1-5-pruned-emaonly.safetensors"),   # widgets_values a string
-        node(2, "LoraLoader", ["ok_lora.safetensors", 1, 1], inputs="nope", properties="nope"),
-        node(3, None, ["x.safetensors"]),
-        node(4, "VAELoader", [None]),
-        node(5, "VAELoader", [{"weird": 1}]),
-        node(6, "UNETLoader", [12345, "default"]),
-        node(7, "CheckpointLoaderSimple", ["a.safetensors"], properties={"models": "nope"}),
-        node(8, "CheckpointLoaderSimple", ["b.safetensors"], properties={"models": [None, 3, {"name": 5}]}),
-        node([1, 2], "CheckpointLoaderSimple", ["c.safetensors"]),
-        {"id": 9, "type": "LoraLoader", "widgets_values": ["z" * 10_000 + ".safetensors"]},
-    ], links="garbage", definitions={"subgraphs": {"not": "a list"}}, models="nope")
+    wf = ui(
+        [
+            "not a node",
+            None,
+            node(1, "CheckpointLoaderSimple", "v1-5-pruned-emaonly.safetensors"),  # widgets_values a string
+            node(2, "LoraLoader", ["ok_lora.safetensors", 1, 1], inputs="nope", properties="nope"),
+            node(3, None, ["x.safetensors"]),
+            node(4, "VAELoader", [None]),
+            node(5, "VAELoader", [{"weird": 1}]),
+            node(6, "UNETLoader", [12345, "default"]),
+            node(7, "CheckpointLoaderSimple", ["a.safetensors"], properties={"models": "nope"}),
+            node(8, "CheckpointLoaderSimple", ["b.safetensors"], properties={"models": [None, 3, {"name": 5}]}),
+            node([1, 2], "CheckpointLoaderSimple", ["c.safetensors"]),
+            {"id": 9, "type": "LoraLoader", "widgets_values": ["z" * 10_000 + ".safetensors"]},
+        ],
+        links="garbage",
+        definitions={"subgraphs": {"not": "a list"}},
+        models="nope",
+    )
     result = scan_workflow(wf)
     assert {(m.directory, m.path) for m in result.models} == {
-        ("loras", "ok_lora.safetensors"), ("checkpoints", "a.safetensors"),
-        ("checkpoints", "b.safetensors"), ("checkpoints", "c.safetensors"),
+        ("loras", "ok_lora.safetensors"),
+        ("checkpoints", "a.safetensors"),
+        ("checkpoints", "b.safetensors"),
+        ("checkpoints", "c.safetensors"),
     }
     assert any("'widgets_values' is a string" in w for w in result.warnings)
     assert any("'type' is not a string" in w for w in result.warnings)
 
 
 def test_wrong_types_in_api_format():
-    result = scan_workflow({
-        "1": {"class_type": 5, "inputs": {"ckpt_name": "a.safetensors"}},
-        "2": {"class_type": "CheckpointLoaderSimple", "inputs": ["a.safetensors"]},
-        "3": {"class_type": "CheckpointLoaderSimple"},
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ok.safetensors"}},
-        "5": {"class_type": "VAELoader", "inputs": {"vae_name": None}},
-        "extra_pnginfo": "ignored",
-    })
+    result = scan_workflow(
+        {
+            "1": {"class_type": 5, "inputs": {"ckpt_name": "a.safetensors"}},
+            "2": {"class_type": "CheckpointLoaderSimple", "inputs": ["a.safetensors"]},
+            "3": {"class_type": "CheckpointLoaderSimple"},
+            "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ok.safetensors"}},
+            "5": {"class_type": "VAELoader", "inputs": {"vae_name": None}},
+            "extra_pnginfo": "ignored",
+        }
+    )
     assert summary(result) == {("checkpoints", "ok.safetensors", ("4 CheckpointLoaderSimple",))}
 
 
@@ -257,49 +311,84 @@ def test_empty_ui_workflow():
 
 # ----------------------------------------------------------------- paths and aliases
 
-@pytest.mark.parametrize("name, path", [
-    ("SDXL\\sd_xl_base_1.0.safetensors", "SDXL/sd_xl_base_1.0.safetensors"),
-    ("a//b/./c.safetensors", "a/b/c.safetensors"),
-    (".\\a.ckpt", "a.ckpt"),
-    ("  spaced.safetensors ", "spaced.safetensors"),
-    ("../escape.safetensors", "../escape.safetensors"),
-    ("/etc/passwd.pt", "/etc/passwd.pt"),
-    ("C:\\models\\x.safetensors", "C:/models/x.safetensors"),
-])
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("SDXL\\sd_xl_base_1.0.safetensors", "SDXL/sd_xl_base_1.0.safetensors"),
+        ("a//b/./c.safetensors", "a/b/c.safetensors"),
+        (".\\a.ckpt", "a.ckpt"),
+        ("  spaced.safetensors ", "spaced.safetensors"),
+        ("../escape.safetensors", "../escape.safetensors"),
+        ("/etc/passwd.pt", "/etc/passwd.pt"),
+        ("C:\\models\\x.safetensors", "C:/models/x.safetensors"),
+    ],
+)
 def test_normalize_model_path(name, path):
     assert normalize_model_path(name) == path
 
 
-@pytest.mark.parametrize("path, unsafe", [
-    ("a.safetensors", False), ("SDXL/a.safetensors", False), ("a..b.safetensors", False),
-    ("../a.safetensors", True), ("x/../../a.safetensors", True), ("/abs.safetensors", True),
-    ("C:/x.safetensors", True), ("", True), ("a\x00.safetensors", True),
-])
+@pytest.mark.parametrize(
+    ("path", "unsafe"),
+    [
+        ("a.safetensors", False),
+        ("SDXL/a.safetensors", False),
+        ("a..b.safetensors", False),
+        ("../a.safetensors", True),
+        ("x/../../a.safetensors", True),
+        ("/abs.safetensors", True),
+        ("C:/x.safetensors", True),
+        ("", True),
+        ("a\x00.safetensors", True),
+    ],
+)
 def test_unsafe_paths(path, unsafe):
     assert is_unsafe_path(path) is unsafe
 
 
 def test_unsafe_refs_are_reported_and_flagged():
-    result = scan_workflow({
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "..\\..\\secrets.safetensors"}},
-        "2": {"class_type": "LoraLoader", "inputs": {"lora_name": "/etc/shadow.pt"}},
-        "3": {"class_type": "VAELoader", "inputs": {"vae_name": "D:\\vae\\x.safetensors"}},
-    })
+    result = scan_workflow(
+        {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "..\\..\\secrets.safetensors"}},
+            "2": {"class_type": "LoraLoader", "inputs": {"lora_name": "/etc/shadow.pt"}},
+            "3": {"class_type": "VAELoader", "inputs": {"vae_name": "D:\\vae\\x.safetensors"}},
+        }
+    )
     assert {(m.path, m.unsafe) for m in result.models} == {
-        ("../../secrets.safetensors", True), ("/etc/shadow.pt", True), ("D:/vae/x.safetensors", True),
+        ("../../secrets.safetensors", True),
+        ("/etc/shadow.pt", True),
+        ("D:/vae/x.safetensors", True),
     }
 
 
 def test_legacy_directory_names_in_metadata():
-    wf = ui([
-        node(1, "UNETLoader", ["flux1-schnell.safetensors", "default"],
-             properties={"models": [{"name": "flux1-schnell.safetensors", "directory": "unet",
-                                     "url": "https://example.com/flux1-schnell.safetensors"}]}),
-    ], models=[
-        {"name": "t5xxl_fp16.safetensors", "directory": "clip", "url": "https://example.com/t5.safetensors"},
-        {"name": "flux1-schnell.safetensors", "directory": "unet", "url": "https://example.com/other",
-         "hash": "ab" * 32},
-    ])
+    wf = ui(
+        [
+            node(
+                1,
+                "UNETLoader",
+                ["flux1-schnell.safetensors", "default"],
+                properties={
+                    "models": [
+                        {
+                            "name": "flux1-schnell.safetensors",
+                            "directory": "unet",
+                            "url": "https://example.com/flux1-schnell.safetensors",
+                        }
+                    ]
+                },
+            ),
+        ],
+        models=[
+            {"name": "t5xxl_fp16.safetensors", "directory": "clip", "url": "https://example.com/t5.safetensors"},
+            {
+                "name": "flux1-schnell.safetensors",
+                "directory": "unet",
+                "url": "https://example.com/other",
+                "hash": "ab" * 32,
+            },
+        ],
+    )
     result = scan_workflow(wf)
     r = refs(result)
     assert set(r) == {("diffusion_models", "flux1-schnell.safetensors"), ("text_encoders", "t5xxl_fp16.safetensors")}
@@ -311,20 +400,50 @@ def test_legacy_directory_names_in_metadata():
 
 
 def test_metadata_rules():
-    wf = ui([
-        # stale entry: the node no longer selects it -> ignored (the frontend's rule)
-        node(1, "CheckpointLoaderSimple", ["new.safetensors"],
-             properties={"models": [{"name": "old.safetensors", "directory": "checkpoints",
-                                     "url": "https://example.com/old.safetensors"}]}),
-        # an unknown node whose only clue is its metadata
-        node(2, "MysteryNode", ["weights_v2.safetensors", 7],
-             properties={"models": [{"name": "weights_v2.safetensors", "directory": "checkpoints/mystery",
-                                     "url": "javascript:alert(1)", "hash": "deadbeef", "hash_type": "blake3"}]}),
-    ], models=[{"name": "solo.gguf", "directory": "diffusion_models"}, {"name": "../x.pt", "directory": ".."}])
+    wf = ui(
+        [
+            # stale entry: the node no longer selects it -> ignored (the frontend's rule)
+            node(
+                1,
+                "CheckpointLoaderSimple",
+                ["new.safetensors"],
+                properties={
+                    "models": [
+                        {
+                            "name": "old.safetensors",
+                            "directory": "checkpoints",
+                            "url": "https://example.com/old.safetensors",
+                        }
+                    ]
+                },
+            ),
+            # an unknown node whose only clue is its metadata
+            node(
+                2,
+                "MysteryNode",
+                ["weights_v2.safetensors", 7],
+                properties={
+                    "models": [
+                        {
+                            "name": "weights_v2.safetensors",
+                            "directory": "checkpoints/mystery",
+                            "url": "javascript:alert(1)",
+                            "hash": "deadbeef",
+                            "hash_type": "blake3",
+                        }
+                    ]
+                },
+            ),
+        ],
+        models=[{"name": "solo.gguf", "directory": "diffusion_models"}, {"name": "../x.pt", "directory": ".."}],
+    )
     result = scan_workflow(wf)
     r = refs(result)
-    assert set(r) == {("checkpoints", "new.safetensors"), ("checkpoints", "mystery/weights_v2.safetensors"),
-                      ("diffusion_models", "solo.gguf")}
+    assert set(r) == {
+        ("checkpoints", "new.safetensors"),
+        ("checkpoints", "mystery/weights_v2.safetensors"),
+        ("diffusion_models", "solo.gguf"),
+    }
     mystery = r["checkpoints", "mystery/weights_v2.safetensors"]
     assert mystery.nodes == ("2 MysteryNode",)
     assert mystery.url is None  # only http(s) URLs are kept
@@ -336,25 +455,29 @@ def test_metadata_rules():
 
 # ------------------------------------------------------------------------ heuristics
 
-@pytest.mark.parametrize("ntype, name, folder", [
-    ("Whatever", "ckpt_name", "checkpoints"),
-    ("Whatever", "lora_name", "loras"),
-    ("Whatever", "lora_2", "loras"),
-    ("Whatever", "vae_name", "vae"),
-    ("Whatever", "clip_name", "text_encoders"),
-    ("Whatever", "clip_name3", "text_encoders"),
-    ("Whatever", "unet_name", "diffusion_models"),
-    ("Whatever", "gemma_path", "text_encoders"),
-    ("Whatever", "control_net_name", "controlnet"),
-    ("MyCLIPVisionLoader", "clip_name", "clip_vision"),
-    ("SuperUpscaleLoader", "model_name", "upscale_models"),
-    ("LatentUpscaleModelLoaderX", "model_name", "latent_upscale_models"),
-    ("Whatever", "model_name", None),
-    ("SAMLoaderPlus", "model_name", None),
-    ("CheckpointVAELoader", "model_name", None),  # two folders suggested: no guess
-    ("UpscaleLoader", "some_other_input", None),
-    ("LoraStackLoader", None, "loras"),
-])
+
+@pytest.mark.parametrize(
+    ("ntype", "name", "folder"),
+    [
+        ("Whatever", "ckpt_name", "checkpoints"),
+        ("Whatever", "lora_name", "loras"),
+        ("Whatever", "lora_2", "loras"),
+        ("Whatever", "vae_name", "vae"),
+        ("Whatever", "clip_name", "text_encoders"),
+        ("Whatever", "clip_name3", "text_encoders"),
+        ("Whatever", "unet_name", "diffusion_models"),
+        ("Whatever", "gemma_path", "text_encoders"),
+        ("Whatever", "control_net_name", "controlnet"),
+        ("MyCLIPVisionLoader", "clip_name", "clip_vision"),
+        ("SuperUpscaleLoader", "model_name", "upscale_models"),
+        ("LatentUpscaleModelLoaderX", "model_name", "latent_upscale_models"),
+        ("Whatever", "model_name", None),
+        ("SAMLoaderPlus", "model_name", None),
+        ("CheckpointVAELoader", "model_name", None),  # two folders suggested: no guess
+        ("UpscaleLoader", "some_other_input", None),
+        ("LoraStackLoader", None, "loras"),
+    ],
+)
 def test_folder_from_input(ntype, name, folder):
     assert folder_from_input(ntype, name) == folder
 
@@ -366,20 +489,28 @@ def test_folder_from_type():
 
 
 def test_ui_heuristics_for_unknown_nodes():
-    wf = ui([
-        # dict widgets_values (some custom nodes): names are known
-        node(1, "FancyLoader", {"ckpt_name": "dict_ckpt.safetensors", "label": "hello.safetensors.txt"}),
-        # widget inputs give names to positional values (seed + control_after_generate skipped)
-        node(2, "SamplerWithLora", [42, "randomize", "aligned_lora.safetensors", 0.7],
-             inputs=[{"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": None},
-                     {"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": None},
-                     {"name": "strength", "type": "FLOAT", "widget": {"name": "strength"}, "link": None}]),
-        # no names at all: the type decides
-        node(3, "LoraStacker", ["stack_a.safetensors", 1.0, "stack_b.safetensors", 0.5, "None"]),
-        node(4, "ImageMagic", ["what_is_this.safetensors"]),
-        node(5, "Note", ["readme mentions model.safetensors"]),
-        node(6, "PrimitiveNode", ["primitive_value.safetensors", "fixed"]),
-    ])
+    wf = ui(
+        [
+            # dict widgets_values (some custom nodes): names are known
+            node(1, "FancyLoader", {"ckpt_name": "dict_ckpt.safetensors", "label": "hello.safetensors.txt"}),
+            # widget inputs give names to positional values (seed + control_after_generate skipped)
+            node(
+                2,
+                "SamplerWithLora",
+                [42, "randomize", "aligned_lora.safetensors", 0.7],
+                inputs=[
+                    {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": None},
+                    {"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": None},
+                    {"name": "strength", "type": "FLOAT", "widget": {"name": "strength"}, "link": None},
+                ],
+            ),
+            # no names at all: the type decides
+            node(3, "LoraStacker", ["stack_a.safetensors", 1.0, "stack_b.safetensors", 0.5, "None"]),
+            node(4, "ImageMagic", ["what_is_this.safetensors"]),
+            node(5, "Note", ["readme mentions model.safetensors"]),
+            node(6, "PrimitiveNode", ["primitive_value.safetensors", "fixed"]),
+        ]
+    )
     result = scan_workflow(wf)
     assert summary(result) == {
         ("checkpoints", "dict_ckpt.safetensors", ("1 FancyLoader",)),
@@ -397,20 +528,34 @@ def test_ltx2_gemma_loader_puts_each_of_its_files_in_its_own_folder():
     expected = {("text_encoders", gemma), ("checkpoints", checkpoint)}
     in_ui = scan_workflow(ui([node(2, "LTXVGemmaCLIPModelLoader", [gemma, checkpoint, 1024])]))
     in_api = scan_workflow(
-        {"2": {"class_type": "LTXVGemmaCLIPModelLoader",
-               "inputs": {"gemma_path": gemma, "ltxv_path": checkpoint, "max_length": 1024}}}
+        {
+            "2": {
+                "class_type": "LTXVGemmaCLIPModelLoader",
+                "inputs": {"gemma_path": gemma, "ltxv_path": checkpoint, "max_length": 1024},
+            }
+        }
     )
     for result in (in_ui, in_api):
         assert set(refs(result)) == expected and result.warnings == []
 
 
 def test_power_lora_loader_style_values():
-    wf = ui([node(7, "Power Lora Loader (rgthree)", [
-        {}, {"type": "PowerLoraLoaderHeaderWidget"},
-        {"on": True, "lora": "style\\on.safetensors", "strength": 1, "strengthTwo": None},
-        {"on": False, "lora": "off.safetensors", "strength": 1, "strengthTwo": None},
-        {}, "",
-    ])])
+    wf = ui(
+        [
+            node(
+                7,
+                "Power Lora Loader (rgthree)",
+                [
+                    {},
+                    {"type": "PowerLoraLoaderHeaderWidget"},
+                    {"on": True, "lora": "style\\on.safetensors", "strength": 1, "strengthTwo": None},
+                    {"on": False, "lora": "off.safetensors", "strength": 1, "strengthTwo": None},
+                    {},
+                    "",
+                ],
+            )
+        ]
+    )
     result = scan_workflow(wf)
     assert summary(result) == {
         ("loras", "style/on.safetensors", ("7 Power Lora Loader (rgthree)",)),
@@ -428,25 +573,62 @@ def test_every_loader_entry_is_well_formed():
 
 # --------------------------------------------------------------------- links, modes
 
+
 def test_widget_fed_by_links():
-    wf = ui([
-        node(10, "PrimitiveNode", ["prim.safetensors", "fixed"],
-             outputs=[{"name": "COMBO", "type": "COMBO", "widget": {"name": "ckpt_name"}, "links": [1]}]),
-        node(11, "CheckpointLoaderSimple", ["prim.safetensors"],
-             inputs=[{"name": "ckpt_name", "type": "COMBO", "widget": {"name": "ckpt_name"}, "link": 1}]),
-        node(12, "Reroute", None, inputs=[{"name": "", "type": "*", "link": 2}],
-             outputs=[{"name": "", "type": "COMBO", "links": [3]}]),
-        node(13, "PrimitiveNode", ["via_reroute.safetensors"],
-             outputs=[{"name": "COMBO", "type": "COMBO", "widget": {"name": "lora_name"}, "links": [2]}]),
-        node(14, "LoraLoader", ["via_reroute.safetensors", 1, 1],
-             inputs=[{"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": 3}]),
-        node(15, "ModelListSwitch", ["computed.safetensors"]),
-        node(16, "VAELoader", ["stale_value.safetensors"],
-             inputs=[{"name": "vae_name", "type": "COMBO", "widget": {"name": "vae_name"}, "link": 4}]),
-        node(17, "VAELoader", ["dangling.safetensors"],
-             inputs=[{"name": "vae_name", "type": "COMBO", "widget": {"name": "vae_name"}, "link": 999}]),
-    ], links=[[1, 10, 0, 11, 0, "COMBO"], [2, 13, 0, 12, 0, "*"], [3, 12, 0, 14, 0, "COMBO"],
-              [4, 15, 0, 16, 0, "COMBO"]])
+    wf = ui(
+        [
+            node(
+                10,
+                "PrimitiveNode",
+                ["prim.safetensors", "fixed"],
+                outputs=[{"name": "COMBO", "type": "COMBO", "widget": {"name": "ckpt_name"}, "links": [1]}],
+            ),
+            node(
+                11,
+                "CheckpointLoaderSimple",
+                ["prim.safetensors"],
+                inputs=[{"name": "ckpt_name", "type": "COMBO", "widget": {"name": "ckpt_name"}, "link": 1}],
+            ),
+            node(
+                12,
+                "Reroute",
+                None,
+                inputs=[{"name": "", "type": "*", "link": 2}],
+                outputs=[{"name": "", "type": "COMBO", "links": [3]}],
+            ),
+            node(
+                13,
+                "PrimitiveNode",
+                ["via_reroute.safetensors"],
+                outputs=[{"name": "COMBO", "type": "COMBO", "widget": {"name": "lora_name"}, "links": [2]}],
+            ),
+            node(
+                14,
+                "LoraLoader",
+                ["via_reroute.safetensors", 1, 1],
+                inputs=[{"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": 3}],
+            ),
+            node(15, "ModelListSwitch", ["computed.safetensors"]),
+            node(
+                16,
+                "VAELoader",
+                ["stale_value.safetensors"],
+                inputs=[{"name": "vae_name", "type": "COMBO", "widget": {"name": "vae_name"}, "link": 4}],
+            ),
+            node(
+                17,
+                "VAELoader",
+                ["dangling.safetensors"],
+                inputs=[{"name": "vae_name", "type": "COMBO", "widget": {"name": "vae_name"}, "link": 999}],
+            ),
+        ],
+        links=[
+            [1, 10, 0, 11, 0, "COMBO"],
+            [2, 13, 0, 12, 0, "*"],
+            [3, 12, 0, 14, 0, "COMBO"],
+            [4, 15, 0, 16, 0, "COMBO"],
+        ],
+    )
     result = scan_workflow(wf)
     assert summary(result) == {
         ("checkpoints", "prim.safetensors", ("11 CheckpointLoaderSimple",)),
@@ -457,14 +639,19 @@ def test_widget_fed_by_links():
 
 
 def test_muted_and_bypassed_nodes_are_reported_and_flagged():
-    wf = ui([
-        node(1, "CheckpointLoaderSimple", ["shared.safetensors"]),
-        node(2, "CheckpointLoaderSimple", ["shared.safetensors"], mode=4),
-        node(3, "LoraLoader", ["muted.safetensors", 1, 1], mode=2),
-        node(4, "LoraLoader", ["bypassed.safetensors", 1, 1], mode=4),
-    ])
+    wf = ui(
+        [
+            node(1, "CheckpointLoaderSimple", ["shared.safetensors"]),
+            node(2, "CheckpointLoaderSimple", ["shared.safetensors"], mode=4),
+            node(3, "LoraLoader", ["muted.safetensors", 1, 1], mode=2),
+            node(4, "LoraLoader", ["bypassed.safetensors", 1, 1], mode=4),
+        ]
+    )
     r = refs(scan_workflow(wf))
-    assert r["checkpoints", "shared.safetensors"].nodes == ("1 CheckpointLoaderSimple", "2 CheckpointLoaderSimple (bypassed)")
+    assert r["checkpoints", "shared.safetensors"].nodes == (
+        "1 CheckpointLoaderSimple",
+        "2 CheckpointLoaderSimple (bypassed)",
+    )
     assert not r["checkpoints", "shared.safetensors"].inactive  # one active user is enough
     assert r["loras", "muted.safetensors"].nodes == ("3 LoraLoader (muted)",)
     assert r["loras", "bypassed.safetensors"].nodes == ("4 LoraLoader (bypassed)",)
@@ -473,12 +660,25 @@ def test_muted_and_bypassed_nodes_are_reported_and_flagged():
 
 # -------------------------------------------------------------------------- subgraphs
 
+
 def _subgraph(sid, nodes, inputs=(), links=(), definitions=None):
-    sg = {"id": sid, "version": 1, "state": {"lastGroupId": 0, "lastNodeId": 9, "lastLinkId": 9, "lastRerouteId": 0},
-          "revision": 0, "config": {}, "name": f"sg {sid[:4]}",
-          "inputNode": {"id": -10, "bounding": [0, 0, 120, 60]}, "outputNode": {"id": -20, "bounding": [0, 0, 120, 60]},
-          "inputs": list(inputs), "outputs": [], "widgets": [], "nodes": nodes, "groups": [], "links": list(links),
-          "extra": {}}
+    sg = {
+        "id": sid,
+        "version": 1,
+        "state": {"lastGroupId": 0, "lastNodeId": 9, "lastLinkId": 9, "lastRerouteId": 0},
+        "revision": 0,
+        "config": {},
+        "name": f"sg {sid[:4]}",
+        "inputNode": {"id": -10, "bounding": [0, 0, 120, 60]},
+        "outputNode": {"id": -20, "bounding": [0, 0, 120, 60]},
+        "inputs": list(inputs),
+        "outputs": [],
+        "widgets": [],
+        "nodes": nodes,
+        "groups": [],
+        "links": list(links),
+        "extra": {},
+    }
     if definitions:
         sg["definitions"] = definitions
     return sg
@@ -490,35 +690,71 @@ SG_B = "22222222-2222-4222-8222-222222222222"
 
 def test_subgraph_newest_format_uses_inner_values():
     """frontend >= 1.3x: proxyWidgets point at inner node ids; the instance stores no values."""
-    inner = node(5, "UNETLoader", ["inner_value.safetensors", "default"],
-                 inputs=[{"name": "unet_name", "type": "COMBO", "widget": {"name": "unet_name"}, "link": 50}])
-    sg = _subgraph(SG_A, [inner], inputs=[{"id": "x", "name": "unet_name", "type": "COMBO", "linkIds": [50]}],
-                   links=[{"id": 50, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0, "type": "COMBO"}])
-    instance = node(30, SG_A, [], properties={"proxyWidgets": [["5", "unet_name"]]},
-                    inputs=[{"name": "unet_name", "type": "COMBO", "widget": {"name": "unet_name"}, "link": None}])
+    inner = node(
+        5,
+        "UNETLoader",
+        ["inner_value.safetensors", "default"],
+        inputs=[{"name": "unet_name", "type": "COMBO", "widget": {"name": "unet_name"}, "link": 50}],
+    )
+    sg = _subgraph(
+        SG_A,
+        [inner],
+        inputs=[{"id": "x", "name": "unet_name", "type": "COMBO", "linkIds": [50]}],
+        links=[{"id": 50, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0, "type": "COMBO"}],
+    )
+    instance = node(
+        30,
+        SG_A,
+        [],
+        properties={"proxyWidgets": [["5", "unet_name"]]},
+        inputs=[{"name": "unet_name", "type": "COMBO", "widget": {"name": "unet_name"}, "link": None}],
+    )
     result = scan_workflow(ui([instance], definitions={"subgraphs": [sg]}))
     assert summary(result) == {("diffusion_models", "inner_value.safetensors", ("subgraph 30 > 5 UNETLoader",))}
 
 
 def test_subgraph_legacy_instance_values_without_proxy_widgets():
-    inner = node(5, "LoraLoaderModelOnly", ["stale.safetensors", 1],
-                 inputs=[{"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": 60}])
-    sg = _subgraph(SG_A, [inner], inputs=[{"id": "y", "name": "lora_name", "type": "COMBO", "linkIds": [60]}],
-                   links=[{"id": 60, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 1, "type": "COMBO"}])
-    instance = node(31, SG_A, [7, "randomize", "promoted.safetensors"], properties={},
-                    inputs=[{"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": None},
-                            {"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": None}])
+    inner = node(
+        5,
+        "LoraLoaderModelOnly",
+        ["stale.safetensors", 1],
+        inputs=[{"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": 60}],
+    )
+    sg = _subgraph(
+        SG_A,
+        [inner],
+        inputs=[{"id": "y", "name": "lora_name", "type": "COMBO", "linkIds": [60]}],
+        links=[{"id": 60, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 1, "type": "COMBO"}],
+    )
+    instance = node(
+        31,
+        SG_A,
+        [7, "randomize", "promoted.safetensors"],
+        properties={},
+        inputs=[
+            {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": None},
+            {"name": "lora_name", "type": "COMBO", "widget": {"name": "lora_name"}, "link": None},
+        ],
+    )
     second = copy.deepcopy(instance)
     second["id"], second["widgets_values"] = 32, [8, "fixed", "promoted.safetensors"]
     result = scan_workflow(ui([instance, second], definitions={"subgraphs": [sg]}))
-    assert summary(result) == {("loras", "promoted.safetensors",
-                                ("subgraph 31 > 5 LoraLoaderModelOnly", "subgraph 32 > 5 LoraLoaderModelOnly"))}
+    assert summary(result) == {
+        (
+            "loras",
+            "promoted.safetensors",
+            ("subgraph 31 > 5 LoraLoaderModelOnly", "subgraph 32 > 5 LoraLoaderModelOnly"),
+        )
+    }
 
 
 def test_nested_muted_and_recursive_subgraphs():
     inner_b = _subgraph(SG_B, [node(2, "VAELoader", ["deep_vae.safetensors"]), node(3, SG_A, [])])
-    inner_a = _subgraph(SG_A, [node(1, SG_B, []), node(4, "CLIPVisionLoader", ["vision.safetensors"])],
-                        definitions={"subgraphs": [inner_b]})
+    inner_a = _subgraph(
+        SG_A,
+        [node(1, SG_B, []), node(4, "CLIPVisionLoader", ["vision.safetensors"])],
+        definitions={"subgraphs": [inner_b]},
+    )
     wf = ui([node(40, SG_A, [], mode=2)], definitions={"subgraphs": [inner_a]})
     result = scan_workflow(wf)  # B contains A again: must not loop
     assert summary(result) == {
@@ -529,6 +765,7 @@ def test_nested_muted_and_recursive_subgraphs():
 
 
 # ------------------------------------------------------------------------- ModelRoots
+
 
 def touch(path: Path, data: bytes = b"weights") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -628,15 +865,24 @@ def test_extra_model_paths_fixture_is_parsed_like_comfyui(tmp_path):
     webui = tmp_path / "stable-diffusion-webui"  # base_path "../stable-diffusion-webui/" is relative to the YAML
     # is_default: each line goes first, as folder_paths.add_model_folder_path(..., is_default=True) does
     assert roots.folders["checkpoints"] == [
-        shared / "archive/sd15-checkpoints", shared / "models/checkpoints",
-        root / "checkpoints", webui / "models/Stable-diffusion",
+        shared / "archive/sd15-checkpoints",
+        shared / "models/checkpoints",
+        root / "checkpoints",
+        webui / "models/Stable-diffusion",
     ]
     assert roots.folders["text_encoders"] == [shared / "models/clip", root / "text_encoders", root / "clip"]
     assert roots.folders["diffusion_models"] == [shared / "models/unet", root / "unet", root / "diffusion_models"]
-    assert roots.folders["loras"] == [shared / "models/loras", root / "loras",
-                                      webui / "models/Lora", webui / "models/LyCORIS"]
-    assert roots.folders["upscale_models"] == [root / "upscale_models",
-                                               webui / "models/ESRGAN", webui / "models/RealESRGAN"]
+    assert roots.folders["loras"] == [
+        shared / "models/loras",
+        root / "loras",
+        webui / "models/Lora",
+        webui / "models/LyCORIS",
+    ]
+    assert roots.folders["upscale_models"] == [
+        root / "upscale_models",
+        webui / "models/ESRGAN",
+        webui / "models/RealESRGAN",
+    ]
     assert roots.folders["ipadapter"] == [root / "ipadapter", Path.home() / "other-ui/models/ipadapter"]
     assert "clip" not in roots.folders and "unet" not in roots.folders
 
@@ -690,7 +936,10 @@ def test_scan_then_locate_end_to_end(tmp_path):
     roots = ModelRoots.from_settings(root)
     found = {(m.directory, m.path): roots.locate(m) for m in scan_file(WORKFLOWS / "ui_sdxl_basic.json").models}
     assert found == {
-        ("checkpoints", "SDXL/sd_xl_base_1.0.safetensors"): root / "checkpoints" / "SDXL" / "sd_xl_base_1.0.safetensors",
+        ("checkpoints", "SDXL/sd_xl_base_1.0.safetensors"): root
+        / "checkpoints"
+        / "SDXL"
+        / "sd_xl_base_1.0.safetensors",
         ("loras", "add-detail-xl.safetensors"): None,
         ("vae", "sdxl_vae.safetensors"): None,
         ("upscale_models", "4x-UltraSharp.pth"): None,
@@ -698,6 +947,7 @@ def test_scan_then_locate_end_to_end(tmp_path):
 
 
 # ------------------------------------------------------------------------------ speed
+
 
 def test_scanning_a_thousand_workflows_is_fast(tmp_path):
     names = ["ui_sdxl_basic.json", "ui_flux_subgraph.json", "api_wan_video.json", "api_misc_loaders.json"]
@@ -715,7 +965,7 @@ def test_scanning_a_thousand_workflows_is_fast(tmp_path):
 
 def test_model_ref_is_frozen_and_hashable():
     m = ModelRef("a.safetensors", "loras", "a.safetensors", ("1 LoraLoader",))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.path = "b"  # type: ignore[misc]
     assert {m: 1}[ModelRef("a.safetensors", "loras", "a.safetensors", ("1 LoraLoader",))] == 1
 

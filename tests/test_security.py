@@ -21,7 +21,9 @@ def served_preset(server, path="checkpoints/model.safetensors", size=50_000):
     category = Category.objects.create(name="Image Generation", type="image")
     preset = Preset.objects.create(id="ALPHA", name="Alpha", category=category, type="image")
     served = server.add_file("/model.safetensors", size)
-    PresetFile.objects.create(preset=preset, path=path, url=server.url("/model.safetensors"), size="1MB", sha256=served.sha256)
+    PresetFile.objects.create(
+        preset=preset, path=path, url=server.url("/model.safetensors"), size="1MB", sha256=served.sha256
+    )
     return preset
 
 

@@ -1,7 +1,7 @@
 """The README's start command on a fresh data directory: catalogue loaded, admin created, app served."""
 
-import os
 import asyncio
+import os
 import re
 import signal
 import socket

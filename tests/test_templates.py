@@ -109,7 +109,9 @@ def test_models_in_legacy_and_extra_folders_count_as_installed(template_dir, set
 
 
 def test_models_no_preset_provides_keep_their_url(template_dir, catalogue, client):
-    flux = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "ui_flux_subgraph")
+    flux = next(
+        t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "ui_flux_subgraph"
+    )
     unet = next(m for m in flux["missing_models"] if m["directory"] == "diffusion_models")
     assert unet["presets"] == [] and unet["url"].startswith("https://huggingface.co/")
     muted = next(m for m in flux["missing_models"] if m["directory"] == "loras")
@@ -138,7 +140,13 @@ def test_install_missing_says_when_the_providing_preset_is_installed_already(cat
     for file in preset.files.all():
         put_model(settings, file.path)
     missing = [
-        {"name": "x.safetensors", "directory": "checkpoints", "path": "x.safetensors", "url": None, "presets": [preset.pk]}
+        {
+            "name": "x.safetensors",
+            "directory": "checkpoints",
+            "path": "x.safetensors",
+            "url": None,
+            "presets": [preset.pk],
+        }
     ]
 
     outcome = library.install_missing(missing)

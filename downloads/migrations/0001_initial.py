@@ -7,66 +7,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('presets', '0001_initial'),
+        ("presets", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DownloadJob',
+            name="DownloadJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('downloading', 'Downloading'), ('paused', 'Paused'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=12)),
-                ('force', models.BooleanField(default=False)),
-                ('keep_partial', models.BooleanField(default=True, help_text='On cancel, keep the .part files for later')),
-                ('queued_at', models.DateTimeField(default=django.utils.timezone.now, help_text='FIFO order; a retried job goes to the back')),
-                ('error', models.TextField(blank=True)),
-                ('bytes_done', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(blank=True, null=True)),
-                ('speed', models.FloatField(default=0, help_text='Bytes per second')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('preset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='download_jobs', to='presets.preset')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("downloading", "Downloading"),
+                            ("paused", "Paused"),
+                            ("retrying", "Retrying"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("force", models.BooleanField(default=False)),
+                (
+                    "keep_partial",
+                    models.BooleanField(default=True, help_text="On cancel, keep the .part files for later"),
+                ),
+                (
+                    "queued_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, help_text="FIFO order; a retried job goes to the back"
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("bytes_done", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(blank=True, null=True)),
+                ("speed", models.FloatField(default=0, help_text="Bytes per second")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "preset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="download_jobs", to="presets.preset"
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['queued_at', 'id'],
+                "ordering": ["queued_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='JobFile',
+            name="JobFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('path', models.CharField(max_length=500)),
-                ('url', models.CharField(max_length=2000)),
-                ('sha256', models.CharField(blank=True, max_length=64)),
-                ('exact_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('approx_bytes', models.BigIntegerField(blank=True, help_text="Upstream's estimate, until the server says", null=True)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('downloading', 'Downloading'), ('paused', 'Paused'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=12)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('bytes_done', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(blank=True, null=True)),
-                ('speed', models.FloatField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('skipped', models.BooleanField(default=False, help_text='Already on disk when the job was created')),
-                ('verified_sha256', models.CharField(blank=True, help_text='Hash of the bytes written', max_length=64)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='downloads.downloadjob')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField()),
+                ("path", models.CharField(max_length=500)),
+                ("url", models.CharField(max_length=2000)),
+                ("sha256", models.CharField(blank=True, max_length=64)),
+                ("exact_bytes", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "approx_bytes",
+                    models.BigIntegerField(
+                        blank=True, help_text="Upstream's estimate, until the server says", null=True
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("downloading", "Downloading"),
+                            ("paused", "Paused"),
+                            ("retrying", "Retrying"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("bytes_done", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(blank=True, null=True)),
+                ("speed", models.FloatField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("skipped", models.BooleanField(default=False, help_text="Already on disk when the job was created")),
+                ("verified_sha256", models.CharField(blank=True, help_text="Hash of the bytes written", max_length=64)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="files", to="downloads.downloadjob"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job', 'position'],
+                "ordering": ["job", "position"],
             },
         ),
         migrations.AddConstraint(
-            model_name='downloadjob',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('queued', 'downloading', 'paused', 'retrying'))), fields=('preset',), name='one_active_job_per_preset'),
+            model_name="downloadjob",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ("queued", "downloading", "paused", "retrying"))),
+                fields=("preset",),
+                name="one_active_job_per_preset",
+            ),
         ),
     ]

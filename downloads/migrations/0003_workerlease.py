@@ -4,21 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('downloads', '0002_event'),
+        ("downloads", "0002_event"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WorkerLease',
+            name="WorkerLease",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('host', models.CharField(max_length=255)),
-                ('pid', models.IntegerField()),
-                ('pgid', models.IntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('renewed_at', models.DateTimeField()),
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("host", models.CharField(max_length=255)),
+                ("pid", models.IntegerField()),
+                ("pgid", models.IntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("renewed_at", models.DateTimeField()),
             ],
         ),
     ]

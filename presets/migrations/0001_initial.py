@@ -2,81 +2,148 @@
 
 import django.core.validators
 import django.db.models.deletion
-import presets.models
 from django.db import migrations, models
+
+import presets.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='CatalogueSource',
+            name="CatalogueSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.CharField(blank=True, max_length=2000)),
-                ('version', models.CharField(blank=True, max_length=50)),
-                ('etag', models.CharField(blank=True, max_length=500)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('refreshed_at', models.DateTimeField(blank=True, null=True)),
-                ('checked_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("url", models.CharField(blank=True, max_length=2000)),
+                ("version", models.CharField(blank=True, max_length=50)),
+                ("etag", models.CharField(blank=True, max_length=500)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("refreshed_at", models.DateTimeField(blank=True, null=True)),
+                ("checked_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('description', models.TextField(blank=True)),
-                ('type', models.CharField(max_length=30)),
-                ('position', models.PositiveIntegerField(default=0)),
+                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("description", models.TextField(blank=True)),
+                ("type", models.CharField(max_length=30)),
+                ("position", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ['position', 'name'],
+                "verbose_name_plural": "categories",
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Preset',
+            name="Preset",
             fields=[
-                ('id', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('type', models.CharField(max_length=30)),
-                ('description', models.TextField(blank=True)),
-                ('use_case', models.TextField(blank=True)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('download_size', models.CharField(blank=True, help_text='As written upstream, e.g. "14.5GB"', max_length=50, validators=[presets.models.validate_size])),
-                ('approx_download_bytes', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('source', models.CharField(choices=[('upstream', 'Upstream catalogue'), ('local', 'Curated locally')], default='local', help_text='Locally curated presets are never overwritten by a refresh.', max_length=10)),
-                ('retired_at', models.DateTimeField(blank=True, help_text='Set when the upstream catalogue dropped this preset while it was installed or queued.', null=True)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='presets', to='presets.category')),
+                ("id", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("type", models.CharField(max_length=30)),
+                ("description", models.TextField(blank=True)),
+                ("use_case", models.TextField(blank=True)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "download_size",
+                    models.CharField(
+                        blank=True,
+                        help_text='As written upstream, e.g. "14.5GB"',
+                        max_length=50,
+                        validators=[presets.models.validate_size],
+                    ),
+                ),
+                ("approx_download_bytes", models.BigIntegerField(blank=True, editable=False, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("upstream", "Upstream catalogue"), ("local", "Curated locally")],
+                        default="local",
+                        help_text="Locally curated presets are never overwritten by a refresh.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "retired_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set when the upstream catalogue dropped this preset while it was installed or queued.",
+                        null=True,
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="presets", to="presets.category"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PresetFile',
+            name="PresetFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('path', models.CharField(help_text='Relative to the model root, e.g. checkpoints/x.safetensors', max_length=500, validators=[presets.models.validate_model_path])),
-                ('url', models.CharField(max_length=2000, validators=[presets.models.validate_download_url])),
-                ('size', models.CharField(blank=True, help_text='As written upstream, e.g. "4.8GB"', max_length=50, validators=[presets.models.validate_size])),
-                ('approx_bytes', models.BigIntegerField(blank=True, editable=False, help_text='Approximate, from size', null=True)),
-                ('exact_bytes', models.BigIntegerField(blank=True, help_text='Exact byte count, when known', null=True)),
-                ('sha256', models.CharField(blank=True, max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', '64 lowercase hex digits')])),
-                ('optional', models.BooleanField(blank=True, help_text="Upstream's optional flag; empty when the catalogue does not say.", null=True)),
-                ('preset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='presets.preset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="Relative to the model root, e.g. checkpoints/x.safetensors",
+                        max_length=500,
+                        validators=[presets.models.validate_model_path],
+                    ),
+                ),
+                ("url", models.CharField(max_length=2000, validators=[presets.models.validate_download_url])),
+                (
+                    "size",
+                    models.CharField(
+                        blank=True,
+                        help_text='As written upstream, e.g. "4.8GB"',
+                        max_length=50,
+                        validators=[presets.models.validate_size],
+                    ),
+                ),
+                (
+                    "approx_bytes",
+                    models.BigIntegerField(blank=True, editable=False, help_text="Approximate, from size", null=True),
+                ),
+                (
+                    "exact_bytes",
+                    models.BigIntegerField(blank=True, help_text="Exact byte count, when known", null=True),
+                ),
+                (
+                    "sha256",
+                    models.CharField(
+                        blank=True,
+                        max_length=64,
+                        validators=[django.core.validators.RegexValidator("^[0-9a-f]{64}$", "64 lowercase hex digits")],
+                    ),
+                ),
+                (
+                    "optional",
+                    models.BooleanField(
+                        blank=True,
+                        help_text="Upstream's optional flag; empty when the catalogue does not say.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "preset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="files", to="presets.preset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
     ]

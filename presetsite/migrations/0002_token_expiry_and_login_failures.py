@@ -4,31 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('presetsite', '0001_initial'),
+        ("presetsite", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LoginFailures',
+            name="LoginFailures",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text="'account:<username>' or 'address:<ip>'", max_length=255, unique=True)),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('window_started_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "key",
+                    models.CharField(help_text="'account:<username>' or 'address:<ip>'", max_length=255, unique=True),
+                ),
+                ("count", models.PositiveIntegerField(default=0)),
+                ("window_started_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name_plural': 'login failures',
+                "verbose_name_plural": "login failures",
             },
         ),
         migrations.AlterModelOptions(
-            name='apitoken',
-            options={'verbose_name': 'API token'},
+            name="apitoken",
+            options={"verbose_name": "API token"},
         ),
         migrations.AddField(
-            model_name='apitoken',
-            name='expires_at',
-            field=models.DateTimeField(blank=True, help_text='Empty: the token never expires', null=True),
+            model_name="apitoken",
+            name="expires_at",
+            field=models.DateTimeField(blank=True, help_text="Empty: the token never expires", null=True),
         ),
     ]

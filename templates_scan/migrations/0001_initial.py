@@ -5,46 +5,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Template',
+            name="Template",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=1000, unique=True)),
-                ('name', models.CharField(max_length=300)),
-                ('mtime_ns', models.BigIntegerField()),
-                ('size', models.BigIntegerField()),
-                ('format', models.CharField(blank=True, help_text='"ui" or "api"', max_length=10)),
-                ('error', models.TextField(blank=True, help_text='Why the file could not be read as a workflow')),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('compatible', models.BooleanField(default=False)),
-                ('missing_count', models.PositiveIntegerField(default=0)),
-                ('scanned_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("path", models.CharField(max_length=1000, unique=True)),
+                ("name", models.CharField(max_length=300)),
+                ("mtime_ns", models.BigIntegerField()),
+                ("size", models.BigIntegerField()),
+                ("format", models.CharField(blank=True, help_text='"ui" or "api"', max_length=10)),
+                ("error", models.TextField(blank=True, help_text="Why the file could not be read as a workflow")),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("compatible", models.BooleanField(default=False)),
+                ("missing_count", models.PositiveIntegerField(default=0)),
+                ("scanned_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name', 'path'],
+                "ordering": ["name", "path"],
             },
         ),
         migrations.CreateModel(
-            name='ModelReference',
+            name="ModelReference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='As the workflow writes it', max_length=1000)),
-                ('directory', models.CharField(help_text='ComfyUI model folder, e.g. checkpoints', max_length=100)),
-                ('path', models.CharField(help_text='Inside the folder, forward slashes', max_length=1000)),
-                ('nodes', models.JSONField(default=list)),
-                ('url', models.CharField(blank=True, max_length=2000)),
-                ('hash', models.CharField(blank=True, max_length=200)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='models', to='templates_scan.template')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(help_text="As the workflow writes it", max_length=1000)),
+                ("directory", models.CharField(help_text="ComfyUI model folder, e.g. checkpoints", max_length=100)),
+                ("path", models.CharField(help_text="Inside the folder, forward slashes", max_length=1000)),
+                ("nodes", models.JSONField(default=list)),
+                ("url", models.CharField(blank=True, max_length=2000)),
+                ("hash", models.CharField(blank=True, max_length=200)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="models", to="templates_scan.template"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template', 'directory', 'path'],
+                "ordering": ["template", "directory", "path"],
             },
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('templates_scan', '0001_initial'),
+        ("templates_scan", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='template',
-            name='compatible',
+            model_name="template",
+            name="compatible",
             field=models.BooleanField(default=None, null=True),
         ),
         migrations.AlterField(
-            model_name='template',
-            name='missing_count',
+            model_name="template",
+            name="missing_count",
             field=models.PositiveIntegerField(default=None, null=True),
         ),
     ]

@@ -13,5 +13,7 @@ _SUBGRAPH = re.compile(r"\bsubgraph (\d+)")
 
 @register.filter
 def node_names(labels):
-    """"4 LoraLoaderModelOnly" reads as four loaders: say "LoraLoaderModelOnly #4" instead."""
-    return ", ".join(_SUBGRAPH.sub(r"subgraph #\1", _NODE.sub(r"\1\3 #\2", label)).replace(" > ", " › ") for label in labels)
+    """ "4 LoraLoaderModelOnly" reads as four loaders: say "LoraLoaderModelOnly #4" instead."""
+    return ", ".join(
+        _SUBGRAPH.sub(r"subgraph #\1", _NODE.sub(r"\1\3 #\2", label)).replace(" > ", " › ") for label in labels
+    )

@@ -41,13 +41,18 @@ class Command(BaseCommand):
             if job.state in (State.COMPLETED, State.FAILED, State.CANCELLED):
                 break
             running = DownloadJob.objects.filter(state__in=(State.DOWNLOADING, State.RETRYING)).exists()
-            if job.state == State.QUEUED and not running and not warned:
-                if time.monotonic() - waiting_since > settings.INSTALL_WAIT_WARNING_AFTER:
-                    self.stderr.write(
-                        "\nNo worker has picked the job up: is one running? "
-                        "Start it with `python manage.py qcluster` or bin/start."
-                    )
-                    warned = True
+            waited = time.monotonic() - waiting_since
+            if (
+                job.state == State.QUEUED
+                and not running
+                and not warned
+                and waited > settings.INSTALL_WAIT_WARNING_AFTER
+            ):
+                self.stderr.write(
+                    "\nNo worker has picked the job up: is one running? "
+                    "Start it with `python manage.py qcluster` or bin/start."
+                )
+                warned = True
             self.show(job)
             time.sleep(0.5)
         self.show(job)
@@ -63,6 +68,7 @@ class Command(BaseCommand):
         fraction = min(1.0, job.bytes_done / total) if total else (1.0 if job.state == State.COMPLETED else 0.0)
         bar = "#" * int(fraction * 30)
         speed = f"{human_size(job.speed)}/s" if job.speed else ""
-        line = f"\r[{bar:<30}] {fraction * 100:5.1f}% {human_size(job.bytes_done)} / {human_size(total)} {speed} {job.state}"
+        done = f"{human_size(job.bytes_done)} / {human_size(total)}"
+        line = f"\r[{bar:<30}] {fraction * 100:5.1f}% {done} {speed} {job.state}"
         self.stdout.write(f"{line:<100}", ending="")
         self.stdout.flush()

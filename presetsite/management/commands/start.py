@@ -51,7 +51,16 @@ class Command(BaseCommand):
             {
                 # The web server keeps nothing to save: it gets a few seconds, not the worker's 30,
                 # should an open socket hold up its stop (seen now and then under load).
-                (sys.executable, "-m", "presetsite.serve", "-b", host, "-p", str(port), "presetsite.asgi:application"): 5,
+                (
+                    sys.executable,
+                    "-m",
+                    "presetsite.serve",
+                    "-b",
+                    host,
+                    "-p",
+                    str(port),
+                    "presetsite.asgi:application",
+                ): 5,
                 # The worker requeues its download within a second; 30 s is the last resort.
                 (sys.executable, "manage.py", "qcluster"): 30,
             }
@@ -125,7 +134,9 @@ def refuse_a_taken_port(host, port):
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 raise
-            raise CommandError(f"port {port} on {host} is already in use{by_whom(port)}; stop it or use --port") from None
+            raise CommandError(
+                f"port {port} on {host} is already in use{by_whom(port)}; stop it or use --port"
+            ) from None
 
 
 def by_whom(port):

@@ -97,10 +97,11 @@ def has_bytes(path, at_least):
     return lambda: path.exists() and path.stat().st_size > at_least
 
 
-def installing_big(app, server, tmp_path, at_least):
-    """BIG (6 MB) downloading slowly, installed through the API; returns the token and the .part."""
+def installing_big(app, server, tmp_path, at_least, pace=(64_000, 0.02)):
+    """BIG (6 MB) downloading slowly (`pace`: bytes per pause, the pause), installed through the
+    API; returns the token and the .part."""
     app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
-    trickling(server, "BIG")
+    trickling(server, "BIG", *pace)
     token = operator(app)
     app.start_cluster()
     assert app.api("POST", "/api/presets/BIG/install", token).status_code == 202
@@ -281,7 +282,8 @@ def test_postgresql_dropping_every_connection_mid_download_loses_nothing(make_ap
 
 def test_a_refresh_during_a_download_leaves_the_download_alone(make_app, server, tmp_path):
     app = make_app()
-    token, _ = installing_big(app, server, tmp_path, at_least=300_000)
+    # ~12 s in all: longer than the refresh below takes on a busy machine.
+    token, _ = installing_big(app, server, tmp_path, at_least=300_000, pace=(24_000, 0.05))
 
     # Upstream drops BIG and adds NEW while BIG downloads.
     catalogue = app.load_catalogue(tmp_path, server, {"NEW": 1000})

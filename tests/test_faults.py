@@ -122,7 +122,7 @@ def finishes_from(app, server, token, preset_id, action, offset):
 def test_a_job_queued_behind_a_killed_download_is_not_lost(make_app, server, tmp_path):
     app = make_app()
     app.load_catalogue(tmp_path, server, {"FIRST": 6_000_000, "SECOND": 300_000})
-    trickling(server, "FIRST")
+    trickling(server, "FIRST", chunk=8_000, every=0.05)  # ~40 s: still running however busy the machine
     app.start_cluster()
     app.manage("install_preset", "FIRST")
     app.manage("install_preset", "SECOND")

@@ -97,7 +97,7 @@ def has_bytes(path, at_least):
     return lambda: path.exists() and path.stat().st_size > at_least
 
 
-def installing_big(app, server, tmp_path, at_least, pace=(64_000, 0.02)):
+def installing_big(app, server, tmp_path, at_least, pace=(16_000, 0.02)):
     """BIG (6 MB) downloading slowly (`pace`: bytes per pause, the pause), installed through the
     API; returns the token and the .part."""
     app.load_catalogue(tmp_path, server, {"BIG": 6_000_000})
@@ -181,7 +181,7 @@ def test_a_paused_job_stays_paused_across_a_restart_and_resumes_from_its_part(ma
 def test_a_preset_killed_between_files_keeps_its_finished_file(make_app, server, tmp_path):
     app = make_app()
     app.load_catalogue(tmp_path, server, {"PAIR": [300_000, 6_000_000]})
-    trickling(server, "PAIR-1")
+    trickling(server, "PAIR-1", chunk=16_000)
     app.start_cluster()
     app.manage("install_preset", "PAIR")
     app.wait_for(has_bytes(part_of(app, "pair-1"), 200_000))

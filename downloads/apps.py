@@ -8,5 +8,8 @@ class DownloadsConfig(AppConfig):
     def ready(self):
         from downloads import worker  # noqa: F401 - connects the worker's crash recovery to django-q2
         from downloads.admin import hide_django_q_pages
+        from downloads.queue import queue_snapshot
+        from realtime.sockets import provide_snapshot
 
         hide_django_q_pages()  # the admin (an app listed earlier) has loaded every admin module
+        provide_snapshot(queue_snapshot)  # what a dashboard socket gets first

@@ -13,9 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from downloads.engine import remove_partial
-from downloads.events import publish_queue
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
 from presets.models import PresetFile, disk_sizes, file_is_installed
+from realtime.events import QUEUE_UPDATED, publish
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,11 @@ def queue_snapshot():
         "queue": [job_json(j) for j in waiting],
         "active_downloads": 1 if current else 0,
     }
+
+
+def publish_queue():
+    """Show every browser the queue as it is now, after a change to it."""
+    publish(QUEUE_UPDATED, **queue_snapshot())
 
 
 def job_json(job):

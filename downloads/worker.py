@@ -21,10 +21,17 @@ from django.utils import timezone
 from django_q.signals import post_spawn
 
 from downloads import engine
-from downloads.events import publish, publish_queue
 from downloads.models import DownloadJob, JobFile, State
-from downloads.queue import delete_abandoned_partials, delete_partials, file_progress, job_progress, kick_worker
+from downloads.queue import (
+    delete_abandoned_partials,
+    delete_partials,
+    file_progress,
+    job_progress,
+    kick_worker,
+    publish_queue,
+)
 from presets.catalogue import unsafe_path_reason
+from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,7 @@ def run_job(job):
         if outcome != State.COMPLETED:
             return outcome
     if _finish_job(job, State.COMPLETED):
-        publish("download_complete", preset_id=job.preset_id, job_id=job.pk)
+        publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
     return State.COMPLETED
 
 
@@ -167,7 +174,7 @@ def fail_file(job, file, message):
     JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
     _finish_job(job, State.FAILED, error=message)
     publish(
-        "download_failed",
+        DOWNLOAD_FAILED,
         preset_id=job.preset_id,
         job_id=job.pk,
         file=file.path,
@@ -258,7 +265,7 @@ class ProgressRecorder:
             bytes_done=job_done, bytes_total=job_total, speed=speed, updated_at=timezone.now()
         )
         publish(
-            "download_progress",
+            DOWNLOAD_PROGRESS,
             preset_id=self.job.preset_id,
             job_id=self.job.pk,
             **file_progress(self.file.path, downloaded, file_total),
@@ -273,7 +280,7 @@ class ProgressRecorder:
         self.speed = SpeedMeter()
         self.after_retry = True
         publish(
-            "download_retrying",
+            DOWNLOAD_RETRYING,
             preset_id=self.job.preset_id,
             job_id=self.job.pk,
             file=self.file.path,

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from downloads.events import publish
 from presets.catalogue import dump_catalogue, parse_catalogue, unsafe_url_reason
 from presets.models import (
     CatalogueSource,
@@ -28,6 +27,7 @@ from presets.models import (
     preset_is_installed,
     preset_rows,
 )
+from realtime.events import CATALOGUE_REFRESHED, publish
 
 USER_AGENT = "presetsite-catalogue/1.0"
 
@@ -114,7 +114,7 @@ def load_catalogue_text(body, url, etag):
     _keep_copy(body if isinstance(body, bytes) else body.encode())
     result.version = source.version
     publish(
-        "catalogue_refreshed",
+        CATALOGUE_REFRESHED,
         added=result.added,
         changed=result.changed,
         removed=result.removed,

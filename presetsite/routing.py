@@ -1,6 +1,6 @@
 from django.urls import path
 
-from downloads.consumers import DashboardConsumer
+from realtime.consumers import DashboardConsumer
 
 websocket_urlpatterns = [
     path("ws/dashboard", DashboardConsumer.as_asgi()),

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django_q",
     "presets",
     "templates_scan",
+    "realtime",
     "presetsite",
 ]
 
@@ -195,7 +196,7 @@ WORKFLOW_MAX_BYTES = int(os.environ.get("WORKFLOW_MAX_BYTES", str(16 * 1024 * 10
 
 # --- Realtime ----------------------------------------------------------------------------
 # With REDIS_URL, events travel through channels-redis and django-q2 uses Redis as its broker;
-# without it, through an outbox table that each web process polls (see downloads/events.py).
+# without it, through an outbox table that each web process polls (see realtime/transports.py).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EVENTS_VIA_CHANNEL_LAYER = bool(REDIS_URL)
 EVENT_POLL_INTERVAL = float(os.environ.get("EVENT_POLL_INTERVAL", "0.025"))

@@ -9,9 +9,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from downloads import queue
-from downloads.models import DownloadJob, Event, State
+from downloads.models import DownloadJob, State
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
+from realtime.models import Event
 from tests.faultserver import Fault
 
 pytestmark = pytest.mark.django_db

@@ -2,11 +2,11 @@
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from downloads.events import join, leave, snapshot_text
+from realtime.sockets import join, leave, snapshot_text
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
-    # Events reach the socket through its process's pump (downloads.events), not through a
+    # Events reach the socket through its process's pump (realtime.sockets), not through a
     # channel of its own: no Redis connection per socket, and a Redis restart closes no socket.
     channel_layer_alias = None
 

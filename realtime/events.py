@@ -1,0 +1,20 @@
+"""What the browsers are told, and how to tell them.
+
+The names are those the pages' scripts (static/presetsite/models.js, templates.js) listen for.
+"""
+
+import time
+
+from realtime.transports import transport
+
+QUEUE_UPDATED = "queue_updated"  # {current, queue, active_downloads}: also what a socket gets first
+DOWNLOAD_PROGRESS = "download_progress"
+DOWNLOAD_RETRYING = "download_retrying"
+DOWNLOAD_COMPLETE = "download_complete"
+DOWNLOAD_FAILED = "download_failed"
+CATALOGUE_REFRESHED = "catalogue_refreshed"
+
+
+def publish(event_type, **payload):
+    """Send an event to every connected browser (from any process, sync code)."""
+    transport().publish({"type": event_type, "at": time.time(), **payload})

@@ -6,11 +6,15 @@ scale-out (channels-redis, and Redis as django-q2's broker).
 
 import asyncio
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 import websockets
 
+from realtime import events
+from realtime.transports import ChannelLayerTransport, OutboxTransport, transport
 from tests.faultserver import Fault
 from tests.liveapp import App, OwnRedis
 
@@ -255,3 +259,17 @@ def test_whatever_a_client_sends_is_ignored_without_a_traceback(app, tmp_path):
     assert asyncio.run(scenario()) == "OPEN"
     log = (app.data / "daphne.log").read_text()
     assert "Traceback" not in log, log
+
+
+def test_the_transport_is_chosen_once_by_configuration(settings):
+    settings.EVENTS_VIA_CHANNEL_LAYER = False
+    assert isinstance(transport(), OutboxTransport) and transport() is transport()
+    settings.EVENTS_VIA_CHANNEL_LAYER = True
+    assert isinstance(transport(), ChannelLayerTransport) and transport() is transport()
+
+
+def test_the_event_names_are_those_the_pages_listen_for():
+    scripts = (Path(__file__).parent.parent / "static" / "presetsite").glob("*.js")
+    heard = {name for script in scripts for name in re.findall(r'event\.type === "(\w+)"', script.read_text())}
+    names = {value for name, value in vars(events).items() if name.isupper()}
+    assert heard == names

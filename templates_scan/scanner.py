@@ -1,60 +1,8 @@
 """Which model files a ComfyUI workflow needs, and whether the server has them.
 
-Pure Python (no Django). Entry points: :func:`scan_workflow`, :func:`scan_file`,
-:class:`ModelRoots`.
-
-Formats understood
-------------------
-* **UI format** (what "Save"/"Export" writes, schema 0.4 and 1): ``nodes[]`` with ``id``,
-  ``type``, ``mode``, ``inputs``, ``properties`` (``properties.models``: ``{name, url,
-  directory, hash?, hash_type?}``) and ``widgets_values`` (a positional list in widget
-  order, or for some nodes a dict keyed by widget name); ``links`` (0.4: arrays ``[id,
-  origin_id, origin_slot, target_id, target_slot, type]``, 1: objects); a top-level
-  ``models`` list; ``definitions.subgraphs[]``, each a graph of its own (``nodes``,
-  ``links``, ``inputs``, ``inputNode``, nested ``definitions``), instantiated by nodes whose
-  ``type`` is the subgraph's id.
-* **API / prompt format** (what "Export (API)" writes): ``{"<node id>": {"class_type": ...,
-  "inputs": {...}, "_meta": {...}}}``, also accepted wrapped as ``{"prompt": {...}}``.
-
-Choices
--------
-* **Muted (mode 2) and bypassed (mode 4) nodes are still reported** — the user may switch
-  them back on, and a model that is missing then is still worth knowing about — but their
-  entry in ``ModelRef.nodes`` ends in ``" (muted)"`` / ``" (bypassed)"`` (a node inside a
-  muted/bypassed subgraph instance inherits the state), so callers can tell them apart;
-  :attr:`ModelRef.inactive` is True when every user is inactive. (ComfyUI's own "missing
-  models" check skips them; it only has to answer "can I run this now?")
-* **Subgraphs** are scanned through their instances, recursively, labelled
-  ``"subgraph <instance id> > <node id> <type>"``. A widget promoted to the instance
-  (a subgraph input linked to an inner widget) takes the instance's value when the
-  instance stores one (``properties.proxyWidgets`` entries ``["-1", name]``, or the
-  instance's widget inputs in older files); otherwise the inner node's own value is used.
-  Definitions no instance reaches are not executed by ComfyUI and are not scanned (a
-  warning says so).
-* **Widgets fed by a link** (UI format): ``widgets_values`` still holds the widget's last
-  value. When the link comes from a PrimitiveNode (possibly through Reroutes) or from a
-  subgraph input, that value is the one used and is reported; when it comes from a real
-  node the value is computed at run time, so it is skipped with a warning — as link-valued
-  inputs of the API format are.
-* **Metadata** (``properties.models`` of a node, top-level ``models``): a node's entry is
-  used when its ``name`` is one of the node's widget values (the frontend's rule; stale
-  entries are ignored with a warning); it contributes ``url``/``hash`` to the ref found
-  from that widget, or creates the ref (with the metadata's directory) when the node type
-  is unknown. Top-level entries are merged into refs with the same directory and path (or
-  file name); entries no node uses become refs with an empty ``nodes`` tuple. Only http(s)
-  URLs are kept.
-* **Unknown node types**: a string value that ends in a model-file extension is reported
-  when its input name says which folder it belongs to (``ckpt_name``, ``lora_name``,
-  ``clip_name2``, ...) or, for generic names (``model_name``...) and for positional UI
-  values whose widget name is unknown, when the node type suggests exactly one folder
-  (``...Upscale...`` -> upscale_models). Anything else ends up in ``ScanResult.warnings``.
-* **Paths**: ``path`` has forward slashes, no empty or ``.`` components. Absolute paths,
-  drive letters and ``..`` components are kept (so they can be shown) but flagged
-  :attr:`ModelRef.unsafe`; :meth:`ModelRoots.locate` never resolves them.
-* **Symlinks**: :meth:`ModelRoots.locate` accepts a symlink only if its resolved target is
-  a regular file inside one of the configured model directories (or the model root), each
-  itself resolved — so a symlinked ``models/checkpoints`` pointing to a big disk works, a
-  link to ``/etc/passwd`` does not.
+Pure Python (no Django). Entry points: scan_workflow, scan_file, ModelRoots. The formats it
+reads and the choices it makes (muted nodes, subgraphs, linked widgets, metadata, unknown
+node types, unsafe paths, symlinks) are written down in docs/scanner.md.
 """
 
 from __future__ import annotations

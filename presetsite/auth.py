@@ -39,6 +39,9 @@ may_change_presets = _guard(
     "changing the catalogue needs staff status and the permission to change presets",
 )
 
+# Work on the server's own folders, such as rescanning the template folders.
+staff_only = _guard(lambda user: user.is_staff, "this needs staff status")
+
 
 def csrf_failure(request, reason=""):
     """CSRF_FAILURE_VIEW: under /api/, JSON saying what is missing; elsewhere Django's own page.

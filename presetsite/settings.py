@@ -189,7 +189,7 @@ COMFYUI_TEMPLATE_DIRS = [
     if d.strip()
 ]
 COMFYUI_EXTRA_MODEL_PATHS = os.environ.get("COMFYUI_EXTRA_MODEL_PATHS") or None
-# The templates API rescans the folders (only changed files are parsed) at most this often (s).
+# `start` rescans the template folders (only changed files are parsed) this often (s).
 TEMPLATE_RESCAN_INTERVAL = float(os.environ.get("TEMPLATE_RESCAN_INTERVAL", "10"))
 # An uploaded or pasted workflow larger than this is refused.
 WORKFLOW_MAX_BYTES = int(os.environ.get("WORKFLOW_MAX_BYTES", str(16 * 1024 * 1024)))

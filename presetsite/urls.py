@@ -11,6 +11,7 @@ urlpatterns = [
     path("presets/<str:preset_id>/", preset_page, name="preset-detail"),
     path("templates/", template_views.templates_page, name="templates-page"),
     path("templates/check", template_views.check_fragment, name="templates-check"),
+    path("templates/rescan", template_views.rescan_page, name="templates-rescan"),
     path(
         "templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"
     ),

@@ -68,6 +68,13 @@ def scan_directories(dirs=None):
     return {"files": len(seen), "parsed": len(parsed), "errors": errors, "removed": len(gone)}
 
 
+def scan_summary(counts):
+    return (
+        f"{counts['files']} workflow files: {counts['parsed']} parsed, {counts['errors']} unreadable, "
+        f"{counts['removed']} removed"
+    )
+
+
 def _parse(path):
     """(Template fields, model refs) of one file; a broken file gets its error and no refs."""
     try:
@@ -175,12 +182,9 @@ UNREADABLE = {"compatible": None, "can_generate": None, "missing_count": None, "
 
 
 def template_report(template, checker=None):
+    """What a template needs and lacks, checked against the disk now: read only, since a GET asks."""
     checked = (checker or Checker()).check([as_ref(r) for r in template.models.all()])
     report = UNREADABLE if template.error else summary(checked)
-    if template.compatible != report["compatible"] or template.missing_count != report["missing_count"]:
-        Template.objects.filter(pk=template.pk).update(
-            compatible=report["compatible"], missing_count=report["missing_count"]
-        )
     return {
         "id": template.pk,
         "name": template.name,

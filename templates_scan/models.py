@@ -7,7 +7,8 @@ class Template(models.Model):
     """A workflow JSON file found in one of COMFYUI_TEMPLATE_DIRS.
 
     `mtime_ns` and `size` are what the file looked like when it was parsed: a file that still
-    matches both is not parsed again.
+    matches both is not parsed again. Whether it would run is not stored: it depends on the
+    model files on disk, which change without the template, so each report checks them anew.
     """
 
     path = models.CharField(max_length=1000, unique=True)
@@ -17,9 +18,6 @@ class Template(models.Model):
     format = models.CharField(max_length=10, blank=True, help_text='"ui" or "api"')
     error = models.TextField(blank=True, help_text="Why the file could not be read as a workflow")
     warnings = models.JSONField(default=list, blank=True)
-    # Both null when the file cannot be read: whether it would run is unknown.
-    compatible = models.BooleanField(null=True, default=None)
-    missing_count = models.PositiveIntegerField(null=True, default=None)
     scanned_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,35 +1,30 @@
 """Workflow templates: the JSON API of the original plan, the templates page, and a one-off check."""
 
-import time
-
-from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required as login_required_page
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from presetsite.auth import queue_action
+from presetsite.auth import queue_action, staff_only
 from templates_scan import library, upload
 from templates_scan.models import Template
 from templates_scan.scanner import WorkflowError, scan_workflow
 
-_last_scan = 0.0
-
-
-def rescan_if_due():
-    """Incremental rescan of the template folders, at most every TEMPLATE_RESCAN_INTERVAL."""
-    global _last_scan
-    if time.monotonic() - _last_scan >= settings.TEMPLATE_RESCAN_INTERVAL:
-        library.scan_directories()
-        _last_scan = time.monotonic()
-
 
 @require_GET
 def template_list(request):
-    rescan_if_due()
     reports = library.all_reports()
     return JsonResponse({"templates": reports, "total": len(reports)})
+
+
+@require_POST
+@staff_only
+def rescan(request):
+    """Rescan the template folders now rather than at the next scheduled rescan."""
+    return JsonResponse(library.scan_directories())
 
 
 @require_GET
@@ -77,10 +72,19 @@ def check(request):
 
 @login_required_page
 def templates_page(request):
-    rescan_if_due()
     planner = library.Planner()
     cards = [{"report": report, "plan": planner.plan(report["missing_models"])} for report in library.all_reports()]
     return render(request, "templates_scan/templates.html", {"cards": cards, "dirs": library.template_dirs()})
+
+
+@require_POST
+@login_required_page
+def rescan_page(request):
+    """The templates page's Rescan button: staff only, like the folders the page names for them."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    messages.info(request, f"Rescanned: {library.scan_summary(library.scan_directories())}.")
+    return redirect("templates-page")
 
 
 def _card(request, template_id, **context):

@@ -30,7 +30,8 @@ def app(tmp_path, server):
     workflows.mkdir()
     (workflows / "needs_slow.json").write_text(api_workflow("slow_model.safetensors"))
     (workflows / "needs_nothing_we_have.json").write_text(api_workflow("nobody_has_this.safetensors"))
-    app = App(tmp_path, COMFYUI_TEMPLATE_DIRS=str(workflows), TEMPLATE_RESCAN_INTERVAL="0")
+    app = App(tmp_path, COMFYUI_TEMPLATE_DIRS=str(workflows))
+    app.manage("scan_templates")  # what start's scheduled rescan does
     catalogue = app.load_catalogue(tmp_path, server, {"SLOW_MODEL": 4_000_000})
     data = yaml.safe_load(catalogue.read_text())
     data["presets"]["SLOW_MODEL"]["download_size"] = SLOW_SIZE

@@ -1,6 +1,7 @@
 """The README's start command on a fresh data directory: catalogue loaded, admin created, app served."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -94,6 +95,22 @@ def test_start_sets_everything_up_and_prints_a_random_admin_password_once(tmp_pa
     finally:
         output = stop(process)
     assert "Created admin user" not in output
+
+
+def test_start_rescans_the_template_folders_while_nobody_asks(tmp_path):
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    process, base = start_app(tmp_path, COMFYUI_TEMPLATE_DIRS=str(workflows), TEMPLATE_RESCAN_INTERVAL="0.5")
+    try:
+        wait_until_served(process, f"{base}/api/presets/")
+        workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}}
+        (workflows / "added_later.json").write_text(json.dumps(workflow))
+        deadline = time.monotonic() + 30
+        while requests.get(f"{base}/api/workflows/templates", timeout=5).json()["total"] == 0:
+            assert time.monotonic() < deadline, "the new workflow was not found within 30 s"
+            time.sleep(0.3)
+    finally:
+        stop(process)
 
 
 def test_start_takes_the_admin_password_from_the_environment(tmp_path):

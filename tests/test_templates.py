@@ -4,10 +4,13 @@ installing what is missing, the one-off check and the templates page."""
 import json
 import os
 import shutil
+import time
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from downloads.models import DownloadJob
 from presets.models import Preset
@@ -30,8 +33,14 @@ def template_dir(settings, tmp_path):
         shutil.copy(WORKFLOWS / name, folder / name)
     shutil.copy(WORKFLOWS / "api_wan_video.json", folder / "video" / "api_wan_video.json")
     settings.COMFYUI_TEMPLATE_DIRS = [folder]
-    settings.TEMPLATE_RESCAN_INTERVAL = 0
     return folder
+
+
+@pytest.fixture
+def scanned(template_dir):
+    """The template folder as the scheduled rescan leaves it: requests only read what it found."""
+    library.scan_directories()
+    return template_dir
 
 
 @pytest.fixture
@@ -73,7 +82,7 @@ def test_rescan_parses_only_changed_files_and_drops_vanished_ones(template_dir):
     assert not Template.objects.get(name="ui_sdxl_basic").models.filter(directory="loras").exists()
 
 
-def test_missing_models_are_matched_to_the_presets_that_provide_them(template_dir, catalogue, settings, client):
+def test_missing_models_are_matched_to_the_presets_that_provide_them(scanned, catalogue, settings, client):
     put_model(settings, "clip_vision/clip_vision_h.safetensors")
     put_model(settings, "diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")
     put_model(settings, "loras/wan/Wan21_CausVid_14B_T2V_lora_rank32.safetensors")
@@ -95,7 +104,7 @@ def test_missing_models_are_matched_to_the_presets_that_provide_them(template_di
     assert client.get(f"/api/workflows/templates/{wan['id']}/missing-models").json()["can_generate"] is True
 
 
-def test_models_in_legacy_and_extra_folders_count_as_installed(template_dir, settings, client, tmp_path):
+def test_models_in_legacy_and_extra_folders_count_as_installed(scanned, settings, client, tmp_path):
     put_model(settings, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     elsewhere = tmp_path / "big-disk"
     (elsewhere / "vae").mkdir(parents=True)
@@ -108,7 +117,7 @@ def test_models_in_legacy_and_extra_folders_count_as_installed(template_dir, set
     assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in missing and "wan_2.1_vae.safetensors" not in missing
 
 
-def test_models_no_preset_provides_keep_their_url(template_dir, catalogue, client):
+def test_models_no_preset_provides_keep_their_url(scanned, catalogue, client):
     flux = next(
         t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "ui_flux_subgraph"
     )
@@ -170,7 +179,7 @@ def test_check_a_posted_workflow_without_saving_it(user_client, catalogue):
     assert bad.status_code == 400 and "invalid JSON" in bad.json()["error"]
 
 
-def test_templates_page_shows_badges_missing_models_and_the_check_form(template_dir, catalogue, user_client):
+def test_templates_page_shows_badges_missing_models_and_the_check_form(scanned, catalogue, user_client):
     page = user_client.get("/templates/").content.decode()
     assert "api_wan_video" in page and "missing" in page and "unreadable" in page
     assert "WAN_2_1_T2V_14B" in page and "Install missing" in page
@@ -181,7 +190,7 @@ def test_templates_page_shows_badges_missing_models_and_the_check_form(template_
     assert "not a ComfyUI workflow" in pasted
 
 
-def test_the_page_names_the_nodes_that_use_a_model_by_type_and_id(template_dir, catalogue, user_client):
+def test_the_page_names_the_nodes_that_use_a_model_by_type_and_id(scanned, catalogue, user_client):
     page = user_client.get("/templates/").content.decode()
     flux = card_of(page, "ui_flux_subgraph")
     assert "LoraLoaderModelOnly #21" in flux and "subgraph #20 › " in flux
@@ -192,9 +201,7 @@ def card_of(page, name):
     return next(card for card in page.split("<article")[1:] if f"<h3>{name}</h3>" in card)
 
 
-def test_install_missing_on_the_page_states_the_size_asks_first_then_shows_the_queue(
-    template_dir, catalogue, user_client
-):
+def test_install_missing_on_the_page_states_the_size_asks_first_then_shows_the_queue(scanned, catalogue, user_client):
     wan_preset = Preset.objects.get(pk="WAN_2_1_LIGHTWEIGHT_1_3B")  # the smallest that provides both
     size = human_size(wan_preset.approx_download_bytes)
     page = user_client.get("/templates/").content.decode()
@@ -223,11 +230,11 @@ def test_the_page_queues_only_what_was_confirmed(template_dir, catalogue, user_c
     assert not DownloadJob.objects.exists() and "Install missing" in card
 
 
-def test_the_api_shows_template_paths_inside_their_folder_never_the_servers(template_dir, client):
+def test_the_api_shows_template_paths_inside_their_folder_never_the_servers(scanned, client):
     answer = client.get("/api/workflows/templates")
     paths = {t["name"]: t["path"] for t in answer.json()["templates"]}
     assert paths["api_wan_video"] == "video/api_wan_video.json" and paths["ui_sdxl_basic"] == "ui_sdxl_basic.json"
-    assert str(template_dir) not in answer.content.decode()
+    assert str(scanned) not in answer.content.decode()
 
 
 def test_scan_templates_command(template_dir, capsys):
@@ -244,7 +251,7 @@ def test_scan_templates_counts_a_file_left_unreadable_since_an_earlier_scan(temp
     assert "5 workflow files: 0 parsed, 1 unreadable, 0 removed" in out and "broken_truncated: unreadable" in out
 
 
-def test_an_unreadable_workflow_is_neither_compatible_nor_missing_nothing(template_dir, client):
+def test_an_unreadable_workflow_is_neither_compatible_nor_missing_nothing(scanned, client):
     broken = next(
         t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "broken_truncated"
     )
@@ -253,5 +260,71 @@ def test_an_unreadable_workflow_is_neither_compatible_nor_missing_nothing(templa
     detail = client.get(f"/api/workflows/templates/{broken['id']}/missing-models").json()
     assert detail["can_generate"] is None and detail["missing_count"] is None and detail["missing_models"] == []
     assert "invalid JSON" in detail["error"]
-    row = Template.objects.get(pk=broken["id"])
-    assert row.compatible is None and row.missing_count is None
+
+
+def writes(queries):
+    return [q["sql"] for q in queries if q["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_get_requests_only_read_though_the_folder_and_the_disk_changed(scanned, catalogue, settings, user_client):
+    """Whether a workflow runs is checked against the disk at every GET, yet nothing is written:
+    a new workflow file waits for the next rescan."""
+    before = list(Template.objects.values_list("pk", "scanned_at"))
+    shutil.copy(WORKFLOWS / "ui_sdxl_basic.json", scanned / "new_one.json")
+    put_model(settings, "clip_vision/clip_vision_h.safetensors")
+    wan = Template.objects.get(name="api_wan_video")
+    with CaptureQueriesContext(connection) as queries:
+        listed = user_client.get("/api/workflows/templates").json()
+        user_client.get(f"/api/workflows/templates/{wan.pk}/missing-models")
+        page = user_client.get("/templates/").content.decode()
+        user_client.get(f"/templates/{wan.pk}/card")
+        user_client.get(f"/templates/{wan.pk}/install-missing")
+    assert writes(queries.captured_queries) == []
+    assert list(Template.objects.values_list("pk", "scanned_at")) == before
+    assert "new_one" not in page and listed["total"] == 5
+    wan_report = next(t for t in listed["templates"] if t["name"] == "api_wan_video")
+    assert "clip_vision_h.safetensors" not in {m["path"] for m in wan_report["missing_models"]}
+
+
+def test_the_rescan_api_is_for_staff(template_dir, client):
+    assert client.post("/api/workflows/rescan").status_code == 401
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    assert client.post("/api/workflows/rescan").status_code == 403
+    assert not Template.objects.exists()
+    client.force_login(User.objects.create_user("root", password="pw", is_staff=True))
+    assert client.post("/api/workflows/rescan").json() == {"files": 5, "parsed": 5, "errors": 1, "removed": 0}
+    assert client.get("/api/workflows/rescan").status_code == 405
+
+
+def test_the_pages_rescan_button_is_for_staff(template_dir, client):
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    assert 'action="/templates/rescan"' not in client.get("/templates/").content.decode()
+    assert client.post("/templates/rescan").status_code == 403
+    assert not Template.objects.exists()
+    client.force_login(User.objects.create_user("root", password="pw", is_staff=True))
+    assert 'action="/templates/rescan"' in client.get("/templates/").content.decode()
+    page = client.post("/templates/rescan", follow=True).content.decode()
+    assert "Rescanned: 5 workflow files: 5 parsed, 1 unreadable, 0 removed." in page
+    assert "api_wan_video" in page
+
+
+@pytest.mark.django_db(transaction=True)  # it closes the connection between rounds, as a long-lived process must
+def test_scan_templates_every_keeps_rescanning_through_a_failed_round_until_stopped(template_dir, monkeypatch):
+    scan = library.scan_directories
+    rounds = []
+
+    def scan_directories():
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise OperationalError("database is locked")
+        return scan()
+
+    def sleep(seconds):
+        assert seconds == 0.5
+        if len(rounds) == 2:
+            raise KeyboardInterrupt  # what `start` sends to stop it
+
+    monkeypatch.setattr(library, "scan_directories", scan_directories)
+    monkeypatch.setattr(time, "sleep", sleep)
+    call_command("scan_templates", "--every", "0.5")
+    assert len(rounds) == 2 and Template.objects.count() == 5

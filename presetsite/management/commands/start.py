@@ -1,8 +1,8 @@
 """One command that brings the whole app up on a fresh machine.
 
 It migrates, collects static files, loads the catalogue on first start, makes sure an admin
-exists, then runs the web server (daphne) and the download worker (django-q2's qcluster) side
-by side, stopping both when either stops or on Ctrl-C.
+exists, then runs the web server (daphne), the download worker (django-q2's qcluster) and the
+template folders' rescan side by side, stopping all when one stops or on Ctrl-C.
 """
 
 import ctypes
@@ -63,6 +63,8 @@ class Command(BaseCommand):
                 ): 5,
                 # The worker requeues its download within a second; 30 s is the last resort.
                 (sys.executable, "manage.py", "qcluster"): 30,
+                # The template folders' scheduled rescan, out of the worker's queue (see scan_templates).
+                (sys.executable, "manage.py", "scan_templates", "--every", str(settings.TEMPLATE_RESCAN_INTERVAL)): 5,
             }
         )
 

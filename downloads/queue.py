@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from downloads.engine import remove_partial
 from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
-from presets.models import PresetFile, disk_sizes, file_is_installed
+from presets.models import disk_sizes, file_is_installed
 from realtime.events import QUEUE_UPDATED, publish
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def delete_abandoned_partials():
     abandoned = JobFile.objects.exclude(state=State.COMPLETED).filter(
         job__state=State.CANCELLED, job__keep_partial=False
     )
-    _delete_unclaimed_partials(abandoned.values_list("path", flat=True))
+    delete_unclaimed_partials(abandoned.values_list("path", flat=True))
 
 
 def delete_finished_jobs(jobs):
@@ -217,25 +217,11 @@ def delete_finished_jobs(jobs):
     finished = jobs.exclude(state__in=ACTIVE_STATES)
     paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
     _, deleted = finished.delete()
-    _delete_unclaimed_partials(paths)
+    delete_unclaimed_partials(paths)
     return deleted.get(DownloadJob._meta.label, 0)
 
 
-def delete_presets(presets):
-    """Delete presets with their job history, and the .part files no remaining job may resume.
-
-    Refusing a preset whose download is active is the caller's part (the admin's permission
-    check, the refresh's retiring); deleting files waits for the commit, so a rollback keeps them.
-    """
-    paths = [
-        *PresetFile.objects.filter(preset__in=presets).values_list("path", flat=True),
-        *JobFile.objects.filter(job__preset__in=presets).values_list("path", flat=True),
-    ]
-    presets.delete()
-    transaction.on_commit(lambda: _delete_unclaimed_partials(paths))
-
-
-def _delete_unclaimed_partials(paths):
+def delete_unclaimed_partials(paths):
     """Delete the .part of each path, unless a job that may still resume it holds the same path."""
     resumable = JobFile.objects.exclude(state=State.COMPLETED).filter(
         Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)

@@ -8,9 +8,17 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from downloads.queue import delete_presets
 from presets.catalogue import CatalogueError, dump_catalogue, tags_as_text, tags_from_text
-from presets.models import CatalogueSource, Category, Preset, PresetFile, disk_sizes, preset_is_installed, preset_rows
+from presets.models import (
+    CatalogueSource,
+    Category,
+    Preset,
+    PresetFile,
+    delete_presets,
+    disk_sizes,
+    preset_is_installed,
+    preset_rows,
+)
 from presets.refresh import RefreshError, catalogue_from_db, export_catalogue_text, refresh_from_url
 
 log = logging.getLogger(__name__)

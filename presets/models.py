@@ -6,9 +6,10 @@ import stat
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 
 from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_path_reason, unsafe_url_reason
+from presets.signals import presets_deleting
 from presets.sizes import MAX_BYTES, parse_size
 
 
@@ -115,6 +116,14 @@ class Preset(models.Model):
     def is_installed(self, sizes=None):
         files = [{"path": f.path, "exact_bytes": f.exact_bytes, "optional": f.optional} for f in self.files.all()]
         return preset_is_installed(files, sizes if sizes is not None else disk_sizes(f["path"] for f in files))
+
+
+def delete_presets(presets):
+    """Delete presets (a queryset) with all that hangs off them. The apps above hear of it first
+    (presets_deleting), in one transaction with the delete, so what they clean up on commit is gone."""
+    with transaction.atomic():
+        presets_deleting.send(sender=Preset, presets=presets)
+        presets.delete()
 
 
 class PresetFile(models.Model):

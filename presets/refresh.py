@@ -23,11 +23,12 @@ from presets.models import (
     Preset,
     PresetFile,
     catalogue_entry,
+    delete_presets,
     disk_sizes,
     preset_is_installed,
     preset_rows,
 )
-from realtime.events import CATALOGUE_REFRESHED, publish
+from presets.signals import catalogue_refreshed, presets_in_use
 
 USER_AGENT = "presetsite-catalogue/1.0"
 
@@ -113,14 +114,7 @@ def load_catalogue_text(body, url, etag):
         source.save()
     _keep_copy(body if isinstance(body, bytes) else body.encode())
     result.version = source.version
-    publish(
-        CATALOGUE_REFRESHED,
-        added=result.added,
-        changed=result.changed,
-        removed=result.removed,
-        retired=result.retired,
-        version=result.version,
-    )
+    catalogue_refreshed.send(sender=CatalogueSource, result=result)
     return result
 
 
@@ -176,17 +170,14 @@ def apply_catalogue(catalogue):
 
 
 def _drop_removed(rows, result, now):
-    """Delete presets upstream no longer lists (and their .part files), unless someone has them
-    installed or queued."""
+    """Delete presets upstream no longer lists (and, through presets_deleting, their .part files),
+    unless someone has them installed or an app above still needs them (presets_in_use)."""
     if not rows:
         return
-    from downloads.models import ACTIVE_STATES
-    from downloads.queue import delete_presets
-
-    ids = [row["id"] for row in rows]
-    busy = set(Preset.objects.filter(pk__in=ids, download_jobs__state__in=ACTIVE_STATES).values_list("pk", flat=True))
+    dropped = Preset.objects.filter(pk__in=[row["id"] for row in rows])
+    in_use = {pk for _, ids in presets_in_use.send(sender=Preset, presets=dropped) for pk in ids}
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
-    keep = {row["id"] for row in rows if row["id"] in busy or preset_is_installed(row["files"], sizes)}
+    keep = {row["id"] for row in rows if row["id"] in in_use or preset_is_installed(row["files"], sizes)}
     result.retired = [row["id"] for row in rows if row["id"] in keep and not row["retired_at"]]
     result.removed = [row["id"] for row in rows if row["id"] not in keep]
     Preset.objects.filter(pk__in=result.retired).update(retired_at=now)

@@ -18,3 +18,16 @@ CATALOGUE_REFRESHED = "catalogue_refreshed"
 def publish(event_type, **payload):
     """Send an event to every connected browser (from any process, sync code)."""
     transport().publish({"type": event_type, "at": time.time(), **payload})
+
+
+def publish_catalogue_refreshed(sender, result, **kwargs):
+    """presets' catalogue_refreshed signal: every open models page hears of the refresh, and
+    reloads the catalogue when it changed."""
+    publish(
+        CATALOGUE_REFRESHED,
+        added=result.added,
+        changed=result.changed,
+        removed=result.removed,
+        retired=result.retired,
+        version=result.version,
+    )

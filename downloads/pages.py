@@ -1,4 +1,5 @@
-"""Pages for end users (the admin is for curators)."""
+"""The pages end users browse and install from (the admin is for curators): the models page,
+and a preset's page with its files on disk and its install history."""
 
 from pathlib import PurePosixPath
 
@@ -6,15 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
 from downloads.queue import STATE_WORDS
+from downloads.views import part_size
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed
 from presets.sizes import human_size
-from presets.views import part_size
 
 
 @login_required
 def models_page(request):
     """Cards and queue are filled in by the page itself from the JSON API and the live socket."""
-    return render(request, "presets/models.html")
+    return render(request, "downloads/models.html")
 
 
 @login_required
@@ -34,7 +35,7 @@ def preset_page(request, preset_id):
             for job in preset.download_jobs.select_related("requested_by").order_by("-created_at", "-id")
         ],
     }
-    return render(request, "presets/preset_detail.html", context)
+    return render(request, "downloads/preset_detail.html", context)
 
 
 def file_on_disk(file, installed):

@@ -120,7 +120,9 @@ class Preset(models.Model):
 
 def delete_presets(presets):
     """Delete presets (a queryset) with all that hangs off them. The apps above hear of it first
-    (presets_deleting), in one transaction with the delete, so what they clean up on commit is gone."""
+    (presets_deleting), in one transaction with the delete, so that what they clean up once it
+    commits is no longer held by what was deleted. Refusing a preset still in use is the
+    caller's part (the admin's permission check, the refresh's retiring)."""
     with transaction.atomic():
         presets_deleting.send(sender=Preset, presets=presets)
         presets.delete()

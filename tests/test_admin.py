@@ -3,6 +3,9 @@
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from downloads import queue
+from downloads.engine import part_path
+from downloads.models import DownloadJob, JobFile, State
 from presets.catalogue import parse_catalogue
 from presets.models import Preset
 from presets.refresh import refresh_from_file
@@ -239,10 +242,6 @@ def test_a_files_optional_flag_is_a_plain_checkbox(staff, catalogue):
 def test_deleting_a_preset_deletes_its_partial_download_unless_another_job_may_resume_it(
     admin_client, catalogue, settings, django_capture_on_commit_callbacks
 ):
-    from downloads import queue
-    from downloads.engine import part_path
-    from downloads.models import DownloadJob, State
-
     doomed, sharing = Preset.objects.get(pk="LTX_VIDEO_T2V"), Preset.objects.get(pk="UPSCALE_MODELS")
     shared = sharing.files.first()
     doomed.files.create(position=99, path=shared.path, url=shared.url, size=shared.size)
@@ -259,3 +258,22 @@ def test_deleting_a_preset_deletes_its_partial_download_unless_another_job_may_r
 
     assert response.status_code == 302 and not Preset.objects.filter(pk="LTX_VIDEO_T2V").exists()
     assert [part.exists() for part in parts] == [False] * (len(parts) - 1) + [True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_presets_deleted_from_the_list_take_their_partial_downloads_with_them(admin_client, catalogue, settings):
+    """The list's bulk delete runs outside any transaction of the admin's: the .part files must
+    still wait until the presets and their job history are gone, or that history would keep them."""
+    doomed = Preset.objects.get(pk="LTX_VIDEO_T2V")
+    job = DownloadJob.objects.create(preset=doomed, state=State.FAILED)
+    parts = []
+    for position, file in enumerate(doomed.files.all()):
+        JobFile.objects.create(job=job, position=position, path=file.path, url=file.url, state=State.FAILED)
+        parts.append(part_path(settings.MODEL_BASE_PATH / file.path))
+        parts[-1].parent.mkdir(parents=True, exist_ok=True)
+        parts[-1].write_bytes(b"partial")
+
+    admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": ["LTX_VIDEO_T2V"], "post": "yes"})
+
+    assert not Preset.objects.filter(pk="LTX_VIDEO_T2V").exists()
+    assert parts and not any(part.exists() for part in parts)

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from downloads import queue
-from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, State, job_progress
 from presets.sizes import human_size
 
 
@@ -37,7 +37,7 @@ class JobFileInline(admin.TabularInline):
     @admin.display(description="state")
     def status(self, file):
         """A file the job never got to says so once the job is over, rather than "Queued"."""
-        if file.job.state in ACTIVE_STATES or file.state in (State.COMPLETED, State.FAILED):
+        if file.job.state in State.ACTIVE or file.state in (State.COMPLETED, State.FAILED):
             return file.get_state_display()
         return f"Not downloaded (job {file.job.get_state_display().lower()})"
 
@@ -69,7 +69,7 @@ class DownloadJobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         """Only finished jobs may go, through `delete_finished` or the job's own page."""
-        return super().has_delete_permission(request, obj) and (obj is None or obj.state not in ACTIVE_STATES)
+        return super().has_delete_permission(request, obj) and (obj is None or obj.state not in State.ACTIVE)
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -81,7 +81,7 @@ class DownloadJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, job):
-        percent = queue.job_progress(job.bytes_done, job.bytes_total, 0)["progress"]
+        percent = job_progress(job.bytes_done, job.bytes_total, 0)["progress"]
         return f"{percent}% of {human_size(job.bytes_total)}" if job.bytes_total else f"{percent}%"
 
     @admin.display(description="error")

@@ -7,6 +7,7 @@ rows, and pause/cancel requests reach the running download through them.
 import os
 import socket
 from datetime import timedelta
+from enum import nonmember
 from pathlib import Path
 
 from django.conf import settings
@@ -24,8 +25,32 @@ class State(models.TextChoices):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    # Groups of states, written here only (nonmember: lists, not states of their own).
+    # A job holds its place in the queue, and its preset, while active.
+    ACTIVE = nonmember((QUEUED, DOWNLOADING, PAUSED, RETRYING))
+    # The worker has it: it is the one download under way.
+    RUNNING = nonmember((DOWNLOADING, RETRYING))
+    FINISHED = nonmember((COMPLETED, FAILED, CANCELLED))
+    # What a cancel applies to: an active job, or a failed one (cancelling dismisses the failure).
+    CANCELLABLE = nonmember((QUEUED, DOWNLOADING, PAUSED, RETRYING, FAILED))
 
-ACTIVE_STATES = (State.QUEUED, State.DOWNLOADING, State.PAUSED, State.RETRYING)
+
+class DownloadJobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state__in=State.ACTIVE)
+
+    def running(self):
+        return self.filter(state__in=State.RUNNING)
+
+    def finished(self):
+        return self.filter(state__in=State.FINISHED)
+
+    def requeue_running(self):
+        """Put the running jobs among these, and their running files, back at the head of the
+        queue (the worker stopped or died under them); a .part resumes where it was left.
+        Returns how many jobs went back."""
+        JobFile.objects.filter(job__in=self, state__in=State.RUNNING).update(state=State.QUEUED, speed=0)
+        return self.running().update(state=State.QUEUED, speed=0, updated_at=timezone.now())
 
 
 class DownloadJob(models.Model):
@@ -46,21 +71,80 @@ class DownloadJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DownloadJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["queued_at", "id"]
         constraints = [
             # The database itself refuses a second active job for a preset, whatever races.
             models.UniqueConstraint(
-                fields=["preset"], condition=Q(state__in=ACTIVE_STATES), name="one_active_job_per_preset"
+                fields=["preset"], condition=Q(state__in=State.ACTIVE), name="one_active_job_per_preset"
             )
         ]
 
     def __str__(self):
         return f"{self.preset_id} ({self.state})"
 
+    def transition(self, allowed, to, **fields):
+        """Move to state `to`, setting `fields`, if the job is in one of the `allowed` states.
+
+        One conditional UPDATE, so a change another process makes at the same moment (a pause
+        landing as the worker finishes a file, two clicks on cancel) is never overwritten: one
+        of them applies, the other finds the state moved on. Returns whether this one applied;
+        the instance is refreshed either way.
+        """
+        applied = DownloadJob.objects.filter(pk=self.pk, state__in=allowed).update(
+            state=to, updated_at=timezone.now(), **fields
+        )
+        self.refresh_from_db()
+        return bool(applied)
+
+    def to_dict(self):
+        """The job for the API and the browsers: whole-job bytes, and the file being downloaded."""
+        files = list(self.files.all())
+        current = next((f for f in files if f.state in State.RUNNING), None)
+        return {
+            "job_id": self.pk,
+            "preset_id": self.preset_id,
+            "preset_name": self.preset.name,
+            "status": self.state,
+            **file_progress(
+                current.path if current else None, current and current.bytes_done, current and current.bytes_total
+            ),
+            "attempt": current.attempts if current else None,
+            "files_done": sum(1 for f in files if f.state == State.COMPLETED),
+            "files_total": len(files),
+            **job_progress(self.bytes_done, self.bytes_total, self.speed),
+            "error": self.error or None,
+            "queued_at": self.queued_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
     def may_delete_partial(self, user):
         """Deleting a partial download throws away someone's progress: staff or the job's owner."""
         return user.is_staff or (user.is_authenticated and self.requested_by_id == user.pk)
+
+
+def job_progress(done, total, speed):
+    """Whole-job figures, as the queue panel's progress bar shows them."""
+    return {
+        "downloaded": done,
+        "total": total,
+        "progress": min(100.0, round(100 * done / total, 1)) if total else 0,
+        "speed": speed,
+        "eta": max(0, round((total - done) / speed)) if total and speed else None,
+    }
+
+
+def file_progress(path, done, total):
+    """The figures of the file being downloaded."""
+    return {
+        "file": path,
+        "file_downloaded": done,
+        "file_total": total,
+        "file_progress": round(100 * done / total, 1) if total else 0,
+    }
 
 
 class JobFile(models.Model):

@@ -1,7 +1,7 @@
 """The download queue's rules: what install, pause, resume, cancel and retry do to the job rows.
 
 Views, the CLI and the admin call these; the worker (downloads.worker) carries them out. The
-state is only ever changed with conditional updates (`filter(state=...).update(...)`), so a
+state is only ever changed through `DownloadJob.transition` (a conditional update), so a
 pause that lands while the worker finishes a file cannot be overwritten by either side.
 """
 
@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from downloads.engine import remove_partial
-from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
 from realtime.events import QUEUE_UPDATED, publish
 
@@ -88,7 +88,7 @@ def _job_file(job, position, file, skip):
 
 
 def active_job(preset):
-    return DownloadJob.objects.filter(preset=preset, state__in=ACTIVE_STATES).first()
+    return DownloadJob.objects.active().filter(preset=preset).first()
 
 
 def latest_job(preset):
@@ -99,11 +99,11 @@ def cancellable_job(preset):
     """The job a cancel applies to: the active one, else a failed one (cancelling it dismisses
     the failure, and the preset shows as available again)."""
     job = active_job(preset) or latest_job(preset)
-    return job if job and job.state in (*ACTIVE_STATES, State.FAILED) else None
+    return job if job and job.state in State.CANCELLABLE else None
 
 
 def pause(job):
-    allowed = (State.QUEUED, State.DOWNLOADING, State.RETRYING)
+    allowed = (State.QUEUED, *State.RUNNING)
     _transition(job, allowed, State.PAUSED, "only a queued or running download can be paused")
 
 
@@ -123,13 +123,13 @@ def cancel(job, keep_partial=True):
     was = job.state
     _transition(
         job,
-        (*ACTIVE_STATES, State.FAILED),
+        State.CANCELLABLE,
         State.CANCELLED,
         "only a queued, running, paused or failed download can be cancelled",
         keep_partial=keep_partial,
         finished_at=timezone.now(),
     )
-    if not keep_partial and was != State.DOWNLOADING and was != State.RETRYING:
+    if not keep_partial and was not in State.RUNNING:
         delete_partials(job)
     transaction.on_commit(kick_worker)
 
@@ -170,13 +170,9 @@ STATE_WORDS = {
 
 
 def _transition(job, allowed, new_state, rule, **fields):
-    """Change the state if it is one of `allowed`, else refuse in words, `rule` saying which
-    downloads the change applies to."""
-    updated = DownloadJob.objects.filter(pk=job.pk, state__in=allowed).update(
-        state=new_state, updated_at=timezone.now(), **fields
-    )
-    job.refresh_from_db()
-    if not updated:
+    """`job.transition`, refused in words when the job is not in an `allowed` state, `rule`
+    saying which downloads the change applies to."""
+    if not job.transition(allowed, new_state, **fields):
         name, now = job.preset.name, STATE_WORDS[job.state]
         if job.state == new_state:
             raise QueueError(f"{name} is already {now}")
@@ -214,7 +210,7 @@ def delete_finished_jobs(jobs):
     Active jobs are left alone: the worker may be running one, and each holds its place in
     the queue. Returns how many jobs were deleted.
     """
-    finished = jobs.exclude(state__in=ACTIVE_STATES)
+    finished = jobs.finished()
     paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
     _, deleted = finished.delete()
     delete_unclaimed_partials(paths)
@@ -224,7 +220,8 @@ def delete_finished_jobs(jobs):
 def delete_unclaimed_partials(paths):
     """Delete the .part of each path, unless a job that may still resume it holds the same path."""
     resumable = JobFile.objects.exclude(state=State.COMPLETED).filter(
-        Q(job__state__in=(*ACTIVE_STATES, State.FAILED)) | Q(job__state=State.CANCELLED, job__keep_partial=True)
+        # an active or failed job, or one cancelled keeping its .part files
+        Q(job__state__in=State.CANCELLABLE) | Q(job__state=State.CANCELLED, job__keep_partial=True)
     )
     for path in set(paths) - set(resumable.values_list("path", flat=True)):
         _delete_partial(path)
@@ -232,12 +229,12 @@ def delete_unclaimed_partials(paths):
 
 def queue_snapshot():
     """{current, queue, active_downloads}: what the queue panel and GET queue/status show."""
-    jobs = list(DownloadJob.objects.filter(state__in=ACTIVE_STATES).select_related("preset").prefetch_related("files"))
-    current = next((j for j in jobs if j.state in (State.DOWNLOADING, State.RETRYING)), None)
+    jobs = list(DownloadJob.objects.active().select_related("preset").prefetch_related("files"))
+    current = next((j for j in jobs if j.state in State.RUNNING), None)
     waiting = [j for j in jobs if j is not current]
     return {
-        "current": job_json(current) if current else None,
-        "queue": [job_json(j) for j in waiting],
+        "current": current.to_dict() if current else None,
+        "queue": [j.to_dict() for j in waiting],
         "active_downloads": 1 if current else 0,
     }
 
@@ -245,49 +242,6 @@ def queue_snapshot():
 def publish_queue():
     """Show every browser the queue as it is now, after a change to it."""
     publish(QUEUE_UPDATED, **queue_snapshot())
-
-
-def job_json(job):
-    """A job for the API and the browsers: whole-job bytes, and the file being downloaded."""
-    files = list(job.files.all())
-    current = next((f for f in files if f.state in (State.DOWNLOADING, State.RETRYING)), None)
-    return {
-        "job_id": job.pk,
-        "preset_id": job.preset_id,
-        "preset_name": job.preset.name,
-        "status": job.state,
-        **file_progress(
-            current.path if current else None, current and current.bytes_done, current and current.bytes_total
-        ),
-        "attempt": current.attempts if current else None,
-        "files_done": sum(1 for f in files if f.state == State.COMPLETED),
-        "files_total": len(files),
-        **job_progress(job.bytes_done, job.bytes_total, job.speed),
-        "error": job.error or None,
-        "queued_at": job.queued_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-
-
-def job_progress(done, total, speed):
-    """Whole-job figures, as the queue panel's progress bar shows them."""
-    return {
-        "downloaded": done,
-        "total": total,
-        "progress": min(100.0, round(100 * done / total, 1)) if total else 0,
-        "speed": speed,
-        "eta": max(0, round((total - done) / speed)) if total and speed else None,
-    }
-
-
-def file_progress(path, done, total):
-    return {
-        "file": path,
-        "file_downloaded": done,
-        "file_total": total,
-        "file_progress": round(100 * done / total, 1) if total else 0,
-    }
 
 
 def kick_worker():

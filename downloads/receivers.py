@@ -3,14 +3,14 @@
 
 from django.db import transaction
 
-from downloads.models import ACTIVE_STATES, DownloadJob, JobFile
+from downloads.models import DownloadJob, JobFile
 from downloads.queue import delete_unclaimed_partials
 from presets.models import PresetFile
 
 
 def presets_with_active_jobs(sender, presets, **kwargs):
     """A refresh retires, instead of deleting, a preset whose download is in the queue."""
-    active = DownloadJob.objects.filter(preset__in=presets, state__in=ACTIVE_STATES)
+    active = DownloadJob.objects.active().filter(preset__in=presets)
     return set(active.values_list("preset_id", flat=True))
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from downloads import queue
 from downloads.engine import part_path
-from downloads.models import ACTIVE_STATES, DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, State
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 from presetsite.auth import queue_action
 from presetsite.params import query_flag
@@ -134,7 +134,7 @@ def part_size(path):
 def preset_status(installed, job):
     """What the models page shows: an active job's state (retrying included), else installed,
     failed or available."""
-    if job and job["state"] in ACTIVE_STATES:
+    if job and job["state"] in State.ACTIVE:
         return job["state"]
     if installed:
         return "installed"

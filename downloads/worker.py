@@ -21,21 +21,13 @@ from django.utils import timezone
 from django_q.signals import post_spawn
 
 from downloads import engine
-from downloads.models import DownloadJob, JobFile, State
-from downloads.queue import (
-    delete_abandoned_partials,
-    delete_partials,
-    file_progress,
-    job_progress,
-    kick_worker,
-    publish_queue,
-)
+from downloads.models import DownloadJob, JobFile, State, file_progress, job_progress
+from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
 from presets.catalogue import unsafe_path_reason
 from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
 
 log = logging.getLogger(__name__)
 
-RUNNING = (State.DOWNLOADING, State.RETRYING)
 # Errors that say "not now" (locked, busy, connection lost), unlike a bug such as an IntegrityError.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
@@ -65,8 +57,7 @@ def requeue_when_database_answers(job, first_wait=1.0, longest_wait=30.0):
         try:
             connection.close()  # a broken connection (PostgreSQL restarted) is replaced
             if job is not None:
-                DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(state=State.QUEUED, speed=0)
-                JobFile.objects.filter(job=job, state__in=RUNNING).update(state=State.QUEUED, speed=0)
+                DownloadJob.objects.filter(pk=job.pk).requeue_running()
             return
         except DATABASE_UNAVAILABLE as error:
             log.warning("database still unavailable: %s", error)
@@ -76,16 +67,14 @@ def requeue_when_database_answers(job, first_wait=1.0, longest_wait=30.0):
 def claim_next_job():
     """The oldest queued job, marked downloading; None when the queue is empty or busy."""
     with transaction.atomic():
-        if DownloadJob.objects.filter(state__in=RUNNING).exists():
+        if DownloadJob.objects.running().exists():
             return None
-        job = DownloadJob.objects.filter(state=State.QUEUED).order_by("queued_at", "id").first()
+        queued = DownloadJob.objects.filter(state=State.QUEUED).select_related("preset")
+        job = queued.order_by("queued_at", "id").first()
         if job is None:
             return None
-        now = timezone.now()
-        claimed = DownloadJob.objects.filter(pk=job.pk, state=State.QUEUED).update(
-            state=State.DOWNLOADING, started_at=job.started_at or now, updated_at=now
-        )
-    return DownloadJob.objects.select_related("preset").get(pk=job.pk) if claimed else claim_next_job()
+        claimed = job.transition((State.QUEUED,), State.DOWNLOADING, started_at=job.started_at or timezone.now())
+    return job if claimed else claim_next_job()
 
 
 def run_job(job):
@@ -94,7 +83,7 @@ def run_job(job):
         outcome = run_file(job, file)
         if outcome != State.COMPLETED:
             return outcome
-    if _finish_job(job, State.COMPLETED):
+    if finish_job(job, State.COMPLETED):
         publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
     return State.COMPLETED
 
@@ -144,8 +133,9 @@ def run_file(job, file):
         if stop.reason == "shutdown":
             # The cluster is stopping: the job goes back to the head of the queue, and the next
             # start resumes it from its .part.
-            DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(state=State.QUEUED)
-        job.refresh_from_db()
+            job.transition(State.RUNNING, State.QUEUED)
+        else:
+            job.refresh_from_db()  # paused or cancelled: by whom, and keeping the .part files?
         if stop.reason == "cancel" and not job.keep_partial:
             delete_partials(job)
         log.info("%s stopped: %s", job.preset_id, stop.reason)
@@ -172,7 +162,7 @@ def run_file(job, file):
 def fail_file(job, file, message):
     """The file and its job fail with `message`; the worker goes on with the next job."""
     JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
-    _finish_job(job, State.FAILED, error=message)
+    finish_job(job, State.FAILED, error=message)
     publish(
         DOWNLOAD_FAILED,
         preset_id=job.preset_id,
@@ -185,11 +175,9 @@ def fail_file(job, file, message):
     return State.FAILED
 
 
-def _finish_job(job, state, error=""):
+def finish_job(job, state, error=""):
     """Only a running job is finished: a cancel that landed meanwhile stands."""
-    return DownloadJob.objects.filter(pk=job.pk, state__in=RUNNING).update(
-        state=state, error=error, finished_at=timezone.now(), speed=0, updated_at=timezone.now()
-    )
+    return job.transition(State.RUNNING, state, error=error, finished_at=timezone.now(), speed=0)
 
 
 class JobControl:
@@ -210,7 +198,7 @@ class JobControl:
             state = DownloadJob.objects.filter(pk=self.job_id).values_list("state", flat=True).first()
             if state in (State.CANCELLED, None):
                 self.reason = "cancel"
-            elif state not in RUNNING:
+            elif state not in State.RUNNING:
                 # Paused, or paused and resumed again before we looked: either way stop, and
                 # a job that is queued again is picked up first and resumes from its .part.
                 self.reason = "pause"
@@ -276,7 +264,7 @@ class ProgressRecorder:
     def retrying(self, attempt, max_attempts, delay, message):
         log.info("%s; attempt %s of %s in %.1f s", message, attempt, max_attempts, delay)
         JobFile.objects.filter(pk=self.file.pk).update(state=State.RETRYING, attempts=attempt, error=message)
-        DownloadJob.objects.filter(pk=self.job.pk, state=State.DOWNLOADING).update(state=State.RETRYING)
+        self.job.transition((State.DOWNLOADING,), State.RETRYING)
         self.speed = SpeedMeter()
         self.after_retry = True
         publish(
@@ -298,7 +286,7 @@ class ProgressRecorder:
 
     def transferring_again(self):
         JobFile.objects.filter(pk=self.file.pk).update(state=State.DOWNLOADING)
-        if DownloadJob.objects.filter(pk=self.job.pk, state=State.RETRYING).update(state=State.DOWNLOADING):
+        if self.job.transition((State.RETRYING,), State.DOWNLOADING):
             publish_queue()
 
 
@@ -348,8 +336,7 @@ def recover_interrupted_jobs():
     cancel that the dead worker never saw still gets its .part files deleted.
     """
     delete_abandoned_partials()
-    recovered = DownloadJob.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
-    JobFile.objects.filter(state__in=RUNNING).update(state=State.QUEUED, speed=0)
+    recovered = DownloadJob.objects.requeue_running()
     if recovered:
         log.warning("resuming %s interrupted download job(s)", recovered)
     if recovered or DownloadJob.objects.filter(state=State.QUEUED).exists():

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from downloads.models import ACTIVE_STATES, DownloadJob
+from downloads.models import DownloadJob
 from presets.models import Preset, PresetFile
 from presets.sizes import human_size
 from templates_scan.loaders import canonical_folder
@@ -240,7 +240,7 @@ class Planner:
     def __init__(self):
         live = Preset.objects.filter(retired_at__isnull=True).values_list("pk", "name", "approx_download_bytes")
         self.presets = {pk: {"id": pk, "name": name, "bytes": size} for pk, name, size in live}
-        self.active = dict(DownloadJob.objects.filter(state__in=ACTIVE_STATES).values_list("preset_id", "state"))
+        self.active = dict(DownloadJob.objects.active().values_list("preset_id", "state"))
 
     def plan(self, missing):
         sizes = {pk: preset["bytes"] for pk, preset in self.presets.items()}

@@ -452,6 +452,40 @@ def test_cancelling_a_queued_job_whose_part_is_a_folder_deletes_nothing_else_and
     assert (folder / "inside").is_dir()
 
 
+def test_every_state_is_active_or_finished_and_the_groups_agree():
+    assert sorted(State.ACTIVE + State.FINISHED) == sorted(State.values)
+    assert set(State.RUNNING) < set(State.ACTIVE)
+    assert set(State.CANCELLABLE) == {*State.ACTIVE, State.FAILED}
+
+
+def test_a_transition_applies_only_from_its_allowed_states_and_refreshes_the_job(server):
+    job, _ = queue.install(served_preset(server, "ALPHA", [1000]))
+    seen_earlier = DownloadJob.objects.get(pk=job.pk)
+    assert job.transition((State.QUEUED,), State.PAUSED, error="kept") is True
+    assert (job.state, job.error) == (State.PAUSED, "kept")
+
+    # A second process still holding the queued job loses: the pause stands, and it sees it.
+    assert seen_earlier.transition((State.QUEUED,), State.DOWNLOADING) is False
+    assert seen_earlier.state == State.PAUSED and seen_earlier.error == "kept"
+
+
+def test_requeue_running_puts_only_running_jobs_and_their_files_back(server):
+    running, _ = queue.install(served_preset(server, "RUNNING", [1000]))
+    paused, _ = queue.install(served_preset(server, "PAUSED", [1000]))
+    DownloadJob.objects.filter(pk=running.pk).update(state=State.RETRYING, speed=5.0)
+    JobFile.objects.filter(job=running).update(state=State.RETRYING, speed=5.0)
+    DownloadJob.objects.filter(pk=paused.pk).update(state=State.PAUSED)
+
+    assert DownloadJob.objects.requeue_running() == 1
+
+    assert list(DownloadJob.objects.active().values_list("preset_id", "state", "speed")) == [
+        ("RUNNING", State.QUEUED, 0),
+        ("PAUSED", State.PAUSED, 0),
+    ]
+    assert list(JobFile.objects.filter(job=running).values_list("state", "speed")) == [(State.QUEUED, 0)]
+    assert not DownloadJob.objects.running().exists()
+
+
 def test_a_retry_that_loses_the_race_to_an_install_answers_409(server, user_client):
     """An install lands between retry's check and its update: the database refuses a second
     active job, and the retry says so instead of failing with an IntegrityError."""

@@ -38,9 +38,9 @@ class Command(BaseCommand):
         warned = False
         while True:
             job.refresh_from_db()
-            if job.state in (State.COMPLETED, State.FAILED, State.CANCELLED):
+            if job.state in State.FINISHED:
                 break
-            running = DownloadJob.objects.filter(state__in=(State.DOWNLOADING, State.RETRYING)).exists()
+            running = DownloadJob.objects.running().exists()
             waited = time.monotonic() - waiting_since
             if (
                 job.state == State.QUEUED

@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +37,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from downloads.sources import Sources, host_of
+from presets.catalogue import unsafe_url_reason
 from presets.sizes import human_size
 
 VERSION = "1.0"
@@ -94,20 +96,17 @@ class FileSpec:
 class Options:
     """Per-deployment knobs of a single attempt (the Django settings fill them in).
 
-    tokens: host -> bearer token, sent only to that host and its subdomains, never elsewhere
-        (redirects are followed hop by hop and each hop gets only its own host's token).
-    allowed_hosts: hosts (subdomains included) that every hop, redirects too, must go to;
-        empty allows any. A hop elsewhere is refused before it is requested.
-    auth_hints: host -> advice appended to 401/403 messages, e.g. {"huggingface.co": "set HF_TOKEN"}.
+    sources: the tokens, each sent only to its own source's hosts, never elsewhere (redirects
+        are followed hop by hop and each hop gets only its own host's token); the advice added
+        to a 401/403; the allowed hosts, which every hop, redirects too, must go to (a hop
+        elsewhere is refused before it is requested).
     timeout: (connect, read) seconds; read is the longest silence tolerated mid-transfer.
     chunk_size, buffer_chunks: the most bytes one network read hands over, and how many such
         chunks may wait for the disk; memory use stays under chunk_size * (buffer_chunks + 2).
     disk_reserve: bytes to leave free on the target filesystem.
     """
 
-    tokens: Mapping[str, str] = field(default_factory=dict)
-    allowed_hosts: tuple[str, ...] = ()
-    auth_hints: Mapping[str, str] = field(default_factory=dict)
+    sources: Sources = field(default_factory=Sources)
     timeout: tuple[float, float] = (10.0, 60.0)
     chunk_size: int = 1 << 20
     buffer_chunks: int = 8
@@ -368,7 +367,7 @@ def _attempt(spec, *, session, control, on_progress, options) -> Result:
             response = exchange.get(control)
         except _NETWORK_ERRORS as exc:
             raise _network_error(exc, exchange.url, options) from None
-        host = _host(exchange.url)
+        host = host_of(exchange.url)
         if response.status_code == 416 and offset:
             _accept_complete_part(response, spec, part, offset)
             if on_progress:
@@ -486,7 +485,7 @@ class _Exchange:
             _check_url(url, self._options, came_from)
             self.url = came_from = url
             hop_headers = dict(headers)
-            token = _token_for(url, self._options.tokens)
+            token = self._options.sources.token_for(url)
             if token:
                 hop_headers["Authorization"] = f"Bearer {token}"
             response = self._session.get(
@@ -616,7 +615,7 @@ def _accept_complete_part(response: requests.Response, spec: FileSpec, part: Pat
         return
     remove_partial(spec.dest)
     raise DownloadError(
-        f"{_host(response.url)} refused to resume at {human_size(offset)}; starting again from zero",
+        f"{host_of(response.url)} refused to resume at {human_size(offset)}; starting again from zero",
         retryable=True,
     )
 
@@ -625,11 +624,11 @@ def _status_error(response: requests.Response, host: str, options: Options) -> D
     """An HTTP error status in words, keeping the code for whoever looks it up."""
     status = response.status_code
     if status in (401, 403):
-        if _token_for(response.url, options.tokens):
+        if options.sources.token_for(response.url):
             message = f"{host} refused the token (HTTP {status}): it is wrong or has no access to this file"
         else:
             message = f"{host} wants a login for this file (HTTP {status})"
-        hint = _lookup_host(host, options.auth_hints)
+        hint = options.sources.auth_hint(response.url)
         if hint:
             message += f"; {hint}"
     elif status in (404, 410):
@@ -896,12 +895,12 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _check_url(url: str, options: Options, came_from: str | None = None) -> None:
-    """Refuse a URL that is not plain http(s), or whose host is not allowed; came_from: the URL
-    that redirected to it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DownloadError(f"unsupported URL {_display(url)}: only http and https are allowed", retryable=False)
-    if options.allowed_hosts and not _lookup_host(_host(url), dict.fromkeys(options.allowed_hosts, True)):
+    """Refuse a URL the catalogue would refuse (not plain http(s), credentials in it), or whose
+    host is not allowed; came_from: the URL that redirected to it."""
+    problem = unsafe_url_reason(url)
+    if problem:
+        raise DownloadError(f"unsupported URL {_display(url)}: it {problem}", retryable=False)
+    if not options.sources.allows(url):
         if came_from is None:
             message = f"{_shown_host(url)} is not in DOWNLOAD_ALLOWED_HOSTS"
         else:
@@ -912,40 +911,21 @@ def _check_url(url: str, options: Options, came_from: str | None = None) -> None
         raise DownloadError(message, retryable=False)
 
 
-def _token_for(url: str, tokens: Mapping[str, str]) -> str | None:
-    """The token for this URL's host; never over plain http, where anyone on the path reads it
-    (loopback excepted, for local mirrors and tests)."""
-    host = _host(url)
-    if not url.lower().startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    return (_lookup_host(host, tokens) or "").strip() or None
-
-
-def _lookup_host(host: str, mapping: Mapping[str, str]) -> str | None:
-    """The value configured for `host` itself or for a domain it is a subdomain of."""
-    for configured, value in mapping.items():
-        configured = configured.strip().lower().rstrip(".")
-        if configured and (host == configured or host.endswith("." + configured)):
-            return value
-    return None
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
-
-
 def _shown_host(url: str) -> str:
     """The host as people write it: an IPv6 address in brackets."""
-    host = _host(url)
+    host = host_of(url)
     return f"[{host}]" if ":" in host else host
 
 
 def _display(url: str) -> str:
     """The URL without credentials, query or fragment: safe for messages and logs."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is no number, an unclosed [
+        return "(invalid URL)"
     if not parts.hostname:
         return f"{parts.scheme}:" if parts.scheme else "(invalid URL)"
-    port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{_shown_host(url)}{port}{parts.path}"
 
 
@@ -959,10 +939,8 @@ def _reason(exc: BaseException) -> str:
 
 def _scrub(text: str, options: Options) -> str:
     """Blank out any configured token, in case an error message quotes one."""
-    for token in options.tokens.values():
-        for variant in {token, token.strip()}:
-            if variant:
-                text = text.replace(variant, "***")
+    for secret in options.sources.secrets():
+        text = text.replace(secret, "***")
     return text
 
 

@@ -23,6 +23,7 @@ from django_q.signals import post_spawn
 from downloads import engine
 from downloads.models import DownloadJob, JobFile, State, file_progress, job_progress
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
+from downloads.sources import Sources
 from presets.catalogue import unsafe_path_reason
 from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
 
@@ -320,9 +321,7 @@ def retry_policy():
 
 def engine_options():
     return engine.Options(
-        tokens=settings.DOWNLOAD_TOKENS,
-        allowed_hosts=tuple(settings.DOWNLOAD_ALLOWED_HOSTS),
-        auth_hints=settings.DOWNLOAD_AUTH_HINTS,
+        sources=Sources.configured(settings.DOWNLOAD_TOKENS, settings.DOWNLOAD_ALLOWED_HOSTS),
         timeout=(settings.DOWNLOAD_CONNECT_TIMEOUT, settings.DOWNLOAD_READ_TIMEOUT),
         disk_reserve=settings.DOWNLOAD_DISK_RESERVE,
     )

@@ -233,20 +233,13 @@ DOWNLOAD_CONNECT_TIMEOUT = float(os.environ.get("DOWNLOAD_CONNECT_TIMEOUT", "10"
 DOWNLOAD_READ_TIMEOUT = float(os.environ.get("DOWNLOAD_READ_TIMEOUT", "60"))
 # Free space to leave on the model disk after a download, in bytes.
 DOWNLOAD_DISK_RESERVE = int(os.environ.get("DOWNLOAD_DISK_RESERVE", str(1024**3)))
-# Bearer tokens for gated models, sent only to their own host (and its subdomains).
-DOWNLOAD_TOKENS = {
-    host: token
-    for host, token in (
-        ("huggingface.co", os.environ.get("HF_TOKEN", "")),
-        ("civitai.com", os.environ.get("CIVITAI_TOKEN", "")),
-    )
-    if token
-}
+# Bearer tokens for gated models, by variable; downloads.sources sends each only to its own
+# hosts (and their subdomains) and names the variable when a host refuses a download.
+DOWNLOAD_TOKENS = {name: os.environ.get(name, "") for name in ("HF_TOKEN", "CIVITAI_TOKEN")}
 # Optional allow-list of download hosts (a host also allows its subdomains); empty: any host.
 DOWNLOAD_ALLOWED_HOSTS = env_list("DOWNLOAD_ALLOWED_HOSTS", "")
 # On a private network, queue actions (install, pause, ...) may be opened to anonymous users.
 ALLOW_ANONYMOUS_QUEUE_ACTIONS = env_bool("ALLOW_ANONYMOUS_QUEUE_ACTIONS")
-DOWNLOAD_AUTH_HINTS = {"huggingface.co": "set HF_TOKEN", "civitai.com": "set CIVITAI_TOKEN"}
 # How often the worker writes progress to the database (and so to the browsers), in seconds.
 DOWNLOAD_PROGRESS_INTERVAL = float(os.environ.get("DOWNLOAD_PROGRESS_INTERVAL", "0.25"))
 

@@ -8,8 +8,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from downloads import queue
+from downloads import queue, sources
 from downloads.models import DownloadJob, State
+from downloads.sources import Source
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
 from realtime.models import Event
@@ -68,10 +69,11 @@ def test_hosts_off_the_allow_list_are_not_contacted(server, settings):
     assert job.state == State.COMPLETED
 
 
-def test_a_token_never_reaches_errors_events_logs_or_pages(server, settings, caplog, admin_client):
+def test_a_token_never_reaches_errors_events_logs_or_pages(server, settings, caplog, admin_client, monkeypatch):
     caplog.set_level(logging.DEBUG)
     settings.EVENTS_VIA_CHANNEL_LAYER = False  # events land in the outbox table, whatever the configuration
-    settings.DOWNLOAD_TOKENS = {"127.0.0.1": "hf_SuperSecretToken123"}
+    monkeypatch.setattr(sources, "KNOWN_SOURCES", (Source("local", ("127.0.0.1",), "HF_TOKEN"),))
+    settings.DOWNLOAD_TOKENS = {"HF_TOKEN": "hf_SuperSecretToken123"}
     server.script("/model.safetensors", Fault(status=500), Fault(reset_after=1000))
     server.always("/model.safetensors", Fault(status=401))
     job = run(served_preset(server))

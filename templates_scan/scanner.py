@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from presets.catalogue import unsafe_url_reason
+
 from .loaders import (
     CONTROL_AFTER_GENERATE_VALUES,
     DEFAULT_FOLDER_DIRS,
@@ -147,7 +149,8 @@ def _format_hash(h: Any, h_type: Any) -> str | None:
 
 
 def _http_url(url: Any) -> str | None:
-    if isinstance(url, str) and url.strip().lower().startswith(("https://", "http://")):
+    """A model's download URL, if the catalogue would accept it (one rule: presets.catalogue's)."""
+    if isinstance(url, str) and not unsafe_url_reason(url.strip()):
         return url.strip()
     return None
 

@@ -361,6 +361,30 @@ def test_unsafe_refs_are_reported_and_flagged():
     }
 
 
+def test_only_urls_the_catalogue_would_accept_are_kept():
+    def entry(name, url):
+        return {"name": name, "directory": "checkpoints", "url": url}
+
+    wf = ui(
+        [],
+        models=[
+            entry("spaced.safetensors", " HTTPS://example.com/spaced.safetensors\n"),
+            entry("credentials.safetensors", "https://user:secret@example.com/credentials.safetensors"),
+            entry("inner-space.safetensors", "https://example.com/inner space.safetensors"),
+            entry("bad-port.safetensors", "https://example.com:port/bad-port.safetensors"),
+            entry("no-host.safetensors", "https:///no-host.safetensors"),
+        ],
+    )
+    urls = {m.path: m.url for m in scan_workflow(wf).models}
+    assert urls == {
+        "spaced.safetensors": "HTTPS://example.com/spaced.safetensors",
+        "credentials.safetensors": None,
+        "inner-space.safetensors": None,
+        "bad-port.safetensors": None,
+        "no-host.safetensors": None,
+    }
+
+
 def test_legacy_directory_names_in_metadata():
     wf = ui(
         [

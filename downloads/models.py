@@ -99,6 +99,10 @@ class DownloadJob(models.Model):
         self.refresh_from_db()
         return bool(applied)
 
+    def finish(self, state, error=""):
+        """End a running job, completed or failed; a pause or cancel that landed meanwhile stands."""
+        return self.transition(State.RUNNING, state, error=error, finished_at=timezone.now(), speed=0)
+
     def to_dict(self):
         """The job for the API and the browsers: whole-job bytes, and the file being downloaded."""
         files = list(self.files.all())

@@ -84,7 +84,7 @@ def run_job(job):
         outcome = run_file(job, file)
         if outcome != State.COMPLETED:
             return outcome
-    if finish_job(job, State.COMPLETED):
+    if job.finish(State.COMPLETED):
         publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
     return State.COMPLETED
 
@@ -163,7 +163,7 @@ def run_file(job, file):
 def fail_file(job, file, message):
     """The file and its job fail with `message`; the worker goes on with the next job."""
     JobFile.objects.filter(pk=file.pk).update(state=State.FAILED, error=message, finished_at=timezone.now(), speed=0)
-    finish_job(job, State.FAILED, error=message)
+    job.finish(State.FAILED, error=message)
     publish(
         DOWNLOAD_FAILED,
         preset_id=job.preset_id,
@@ -174,11 +174,6 @@ def fail_file(job, file, message):
     )
     log.warning("%s failed: %s", job.preset_id, message)
     return State.FAILED
-
-
-def finish_job(job, state, error=""):
-    """Only a running job is finished: a cancel that landed meanwhile stands."""
-    return job.transition(State.RUNNING, state, error=error, finished_at=timezone.now(), speed=0)
 
 
 class JobControl:

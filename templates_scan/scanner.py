@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from presets.catalogue import unsafe_url_reason
+from presets.sizes import human_size
 
 from .loaders import (
     CONTROL_AFTER_GENERATE_VALUES,
@@ -313,7 +314,7 @@ def scan_file(path: str | os.PathLike) -> ScanResult:
     except OSError as e:
         raise WorkflowError(f"{label}: cannot read: {e.strerror or e}") from None
     if len(raw) > MAX_WORKFLOW_BYTES:
-        raise WorkflowError(f"{label}: larger than {MAX_WORKFLOW_BYTES // (1024 * 1024)} MiB, not scanned")
+        raise WorkflowError(f"{label}: larger than {human_size(MAX_WORKFLOW_BYTES)}, not scanned")
     try:
         return scan_workflow(raw)
     except WorkflowError as e:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from templates_scan import scanner
 from templates_scan.loaders import LOADERS, folder_from_input, folder_from_type
 from templates_scan.scanner import (
     ConfigError,
@@ -1010,3 +1011,11 @@ def test_exponential_subgraph_nesting_is_cut_off():
     result = scan_workflow(wf)
     assert time.perf_counter() - start < 10
     assert any("scan stopped early" in w for w in result.warnings)
+
+
+def test_a_workflow_too_large_is_refused_naming_the_limit_as_the_pages_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(scanner, "MAX_WORKFLOW_BYTES", 1536)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"nodes": [], "padding": "x" * 2000}))
+    with pytest.raises(WorkflowError, match=r"^big\.json: larger than 1\.5 KB, not scanned$"):
+        scan_file(big)

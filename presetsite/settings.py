@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "presets",
     "templates_scan",
     "realtime",
+    "accounts",
     "presetsite",
 ]
 
@@ -75,7 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "presetsite.middleware.TokenAuthenticationMiddleware",
+    "accounts.middleware.TokenAuthenticationMiddleware",
     "presetsite.middleware.DatabaseBusyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -147,11 +148,11 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
 # --- Security ----------------------------------------------------------------------------
-# Under /api/, a failed CSRF check answers JSON (see presetsite.auth), elsewhere Django's page.
-CSRF_FAILURE_VIEW = "presetsite.auth.csrf_failure"
+# Under /api/, a failed CSRF check answers JSON (see accounts.auth), elsewhere Django's page.
+CSRF_FAILURE_VIEW = "accounts.auth.csrf_failure"
 # Behind TLS, SECURE_COOKIES=1 keeps the session and CSRF cookies off plain http.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
-# Password guessing (presetsite.login): past this many failed logins for one account, or from
+# Password guessing (accounts.login): past this many failed logins for one account, or from
 # one client address, within LOGIN_LOCKOUT_MINUTES of the first, logins are refused until then.
 LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
 LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20"))

@@ -16,6 +16,9 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
+    from presetsite import data_dir
+
+    data_dir.create()
     execute_from_command_line(sys.argv)
 
 

@@ -8,12 +8,12 @@ from django.db.models import Max
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.auth import queue_action
+from accounts.params import query_flag
 from downloads import queue
 from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
-from presetsite.auth import queue_action
-from presetsite.params import query_flag
 
 
 def _preset_or_404(preset_id):

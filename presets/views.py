@@ -7,10 +7,10 @@ from django.db.models import Count
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.auth import may_change_presets
 from presets.catalogue import CatalogueError
 from presets.models import Category
 from presets.refresh import RefreshError, refresh_from_url
-from presetsite.auth import may_change_presets
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,10 @@ from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.http.request import is_same_domain, split_domain_port, validate_host  # noqa: E402
 
+from presetsite import data_dir  # noqa: E402
 from presetsite.routing import websocket_urlpatterns  # noqa: E402
+
+data_dir.create()
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

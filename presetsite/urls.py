@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.login import LoginForm
 from downloads.pages import models_page, preset_page
-from presetsite.login import LoginForm
 from templates_scan import views as template_views
 
 urlpatterns = [

@@ -11,6 +11,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from presetsite import data_dir
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "presetsite.settings")
 
 application = get_wsgi_application()
+data_dir.create()

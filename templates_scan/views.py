@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from presetsite.auth import queue_action, staff_only
+from accounts.auth import queue_action, staff_only
 from templates_scan import library, upload
 from templates_scan.models import Template
 from templates_scan.scanner import WorkflowError, scan_workflow

@@ -11,11 +11,14 @@ UPSTREAM = FIXTURES / "upstream"
 
 def pytest_sessionstart(session):
     """Django recreates the SQLite test database but leaves the -wal/-shm files of a run that was
-    killed; SQLite then reports a disk I/O error. Start from nothing."""
+    killed; SQLite then reports a disk I/O error. Start from nothing, in a DATA_DIR that exists."""
     if not session.config.pluginmanager.hasplugin("django"):
         return
     from django.conf import settings
 
+    from presetsite import data_dir
+
+    data_dir.create()
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         name = Path(settings.DATABASES["default"]["TEST"]["NAME"])
         for leftover in (name, name.with_name(name.name + "-wal"), name.with_name(name.name + "-shm")):

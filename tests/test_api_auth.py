@@ -5,11 +5,13 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import ApiToken, token_digest
 from presets.models import Category, Preset, PresetFile
-from presetsite.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -137,12 +139,33 @@ def test_the_admin_lists_tokens_and_revokes_them(preset, admin_client):
     bot = User.objects.create_user("bot")
     token = ApiToken.issue(bot, "nightly sync", expires_at=timezone.now() + timedelta(days=7))
     Client().get("/api/presets/ALPHA", HTTP_AUTHORIZATION=f"Bearer {token}")
-    listing = admin_client.get("/admin/presetsite/apitoken/").content.decode()
+    listing = admin_client.get("/admin/accounts/apitoken/").content.decode()
     shown = ("Name", "User", "Prefix", "Created at", "Last used at", "Expires at", "nightly sync", "bot", token[:8])
     assert [text for text in shown if text not in listing] == []
     stored = ApiToken.objects.get()
     revoked = admin_client.post(
-        "/admin/presetsite/apitoken/", {"action": "revoke", "_selected_action": [stored.pk]}, follow=True
+        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [stored.pk]}, follow=True
     )
     assert "Revoked 1 token" in revoked.content.decode()
     assert Client().post("/api/presets/ALPHA/install", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
+BEFORE_THE_MOVE = ("presetsite", "0002_token_expiry_and_login_failures")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_issued_before_tokens_moved_to_accounts_still_works(preset):
+    """Tokens lived in the presetsite app's tables; migrating an existing database keeps them."""
+    MigrationExecutor(connection).migrate([("accounts", None), BEFORE_THE_MOVE])
+    old_apps = MigrationExecutor(connection).loader.project_state(BEFORE_THE_MOVE, at_end=True).apps
+    token = "pst_issued-before-the-move"
+    old_apps.get_model("presetsite", "ApiToken").objects.create(
+        user_id=User.objects.create_user("bot").pk, name="old script", digest=token_digest(token), prefix=token[:8]
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    answer = Client().post("/api/presets/ALPHA/install", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert answer.status_code == 202
+    assert ApiToken.objects.get().name == "old script"

@@ -14,7 +14,7 @@ PAGES = [
     "/admin/presets/preset/",
     "/admin/presets/preset/ONLY_MODEL/change/",
     "/admin/downloads/downloadjob/",
-    "/admin/presetsite/apitoken/",
+    "/admin/accounts/apitoken/",
 ]
 
 

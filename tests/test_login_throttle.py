@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import F
 from django.test import Client
 
-from presetsite.models import LoginFailures
+from accounts.models import LoginFailures
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,10 @@ import time
 import pytest
 import requests
 import websockets
+from django.core.exceptions import ImproperlyConfigured
 
+from presetsite import data_dir
+from presetsite.env import env_bool, env_float, env_int, env_list, env_str
 from tests.liveapp import ROOT, OwnRedis, free_port, login
 
 
@@ -111,6 +114,54 @@ def test_start_rescans_the_template_folders_while_nobody_asks(tmp_path):
             time.sleep(0.3)
     finally:
         stop(process)
+
+
+def fresh_environment(tmp_path, **extra_env):
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), **extra_env}
+    for name in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SECRET_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def test_importing_the_settings_writes_nothing_and_manage_py_makes_what_it_needs(tmp_path):
+    env = fresh_environment(tmp_path)
+    subprocess.run([sys.executable, "-c", "import presetsite.settings"], cwd=ROOT, env=env, check=True)
+    assert not (tmp_path / "data").exists()
+
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    assert (tmp_path / "data" / "db.sqlite3").is_file()
+    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_bad_setting_stops_manage_py_naming_the_variable(tmp_path):
+    env = fresh_environment(tmp_path, LOGIN_MAX_FAILURES="five")
+    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert check.returncode != 0
+    assert "LOGIN_MAX_FAILURES='five' is not a whole number" in check.stderr
+
+
+def test_the_environment_is_read_one_way(monkeypatch):
+    monkeypatch.setenv("X_FLAG", " Yes ")
+    monkeypatch.setenv("X_EMPTY", "")
+    monkeypatch.setenv("X_LIST", "a, b,,c ")
+    monkeypatch.setenv("X_NUMBER", "2.5")
+    assert env_bool("X_FLAG") is True and env_bool("X_EMPTY", True) is True and env_bool("X_UNSET") is False
+    assert env_int("X_EMPTY", 7) == 7 and env_float("X_NUMBER", 1) == 2.5
+    assert env_list("X_LIST") == ["a", "b", "c"] and env_list("X_UNSET", "d,e") == ["d", "e"]
+    assert env_str("X_EMPTY", "default") == "" and env_str("X_UNSET", "default") == "default"
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG='maybe' is not a yes/no value"):
+        env_bool("X_FLAG")
+    with pytest.raises(ImproperlyConfigured, match="X_NUMBER='2.5' is not a whole number"):
+        env_int("X_NUMBER", 1)
+
+
+def test_the_secret_key_is_made_on_first_use_and_kept(tmp_path):
+    path = tmp_path / "data" / "secret_key"
+    key = data_dir.secret_key(path)
+    assert not path.exists()
+    assert len(str(key)) > 50 and path.read_text() == str(key)
+    assert str(data_dir.secret_key(path)) == str(key)
 
 
 def test_start_takes_the_admin_password_from_the_environment(tmp_path):

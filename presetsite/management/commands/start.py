@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from downloads.models import WorkerLease
 from presets.refresh import load_initial_catalogue
+from presetsite.env import env_int, env_str
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -31,8 +32,8 @@ class Command(BaseCommand):
     help = "Set up the database and catalogue, then run the web server and the download worker."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=env_str("HOST") or "127.0.0.1")
+        parser.add_argument("--port", type=int, default=env_int("PORT", 8000))
 
     def handle(self, *args, host, port, **options):
         refuse_a_taken_port(host, port)
@@ -73,7 +74,7 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
-        username = os.environ.get("ADMIN_USERNAME", "admin")
+        username = env_str("ADMIN_USERNAME") or "admin"
         password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username, "", password)
         if "ADMIN_PASSWORD" in os.environ:

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from presetsite.models import ApiToken
+from accounts.models import ApiToken
 
 
 class Command(BaseCommand):

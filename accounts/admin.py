@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from presetsite.login import AdminLoginForm
-from presetsite.models import ApiToken
+from accounts.login import AdminLoginForm
+from accounts.models import ApiToken
 
 # /admin/login/ counts failed logins as /login/ does.
 admin.site.login_form = AdminLoginForm

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from presetsite.models import LoginFailures
+from accounts.models import LoginFailures
 
 
 def client_address(request):

@@ -42,7 +42,7 @@ class ApiToken(models.Model):
 
 
 class LoginFailures(models.Model):
-    """Login attempts counted against one account or one client address (see presetsite.login).
+    """Login attempts counted against one account or one client address (see accounts.login).
 
     A database row, not a per-process cache entry: every web process sees the same count, in
     the embedded configuration (SQLite) as in scale-out, and the count goes up with its row locked,

@@ -1,8 +1,5 @@
 """The preset catalogue: categories, presets and the model files each preset brings."""
 
-import os
-import stat
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -11,6 +8,7 @@ from django.db import models, transaction
 from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_path_reason, unsafe_url_reason
 from presets.signals import presets_deleting
 from presets.sizes import MAX_BYTES, parse_size
+from storage import ModelRoots
 
 
 def validate_size(value):
@@ -244,22 +242,14 @@ def preset_is_installed(files, sizes):
     return bool(required) and all(file_is_installed(f, sizes) for f in required)
 
 
-def disk_sizes(paths):
-    """Map each relative path that exists as a regular file under the model root to its size.
+def model_roots():
+    """Where model files are looked for: the model root, its legacy folders and extra_model_paths.yaml."""
+    return ModelRoots.from_settings(settings.MODEL_BASE_PATH, settings.COMFYUI_EXTRA_MODEL_PATHS)
 
-    One stat per distinct path: presets share files, so a catalogue of thousands of presets
-    costs a few thousand stats, not a directory walk of a multi-terabyte model tree.
-    """
-    root = settings.MODEL_BASE_PATH
-    sizes = {}
-    for path in set(paths):
-        try:
-            st = os.stat(root / path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            sizes[path] = st.st_size
-    return sizes
+
+def disk_sizes(paths):
+    """Map each preset file path that is installed (wherever ComfyUI would find it) to its size."""
+    return model_roots().file_sizes(paths)
 
 
 class CatalogueSource(models.Model):

@@ -8,19 +8,15 @@ from django.conf import settings
 from django.db import transaction
 
 from downloads.models import DownloadJob
-from presets.models import Preset, PresetFile
+from presets.models import Preset, PresetFile, model_roots
 from presets.sizes import human_size
-from templates_scan.loaders import canonical_folder
+from storage import canonical_folder
 from templates_scan.models import ModelReference, Template
-from templates_scan.scanner import ModelRef, ModelRoots, WorkflowError, scan_file
+from templates_scan.scanner import ModelRef, WorkflowError, scan_file
 
 
 def template_dirs():
     return [Path(d) for d in settings.COMFYUI_TEMPLATE_DIRS]
-
-
-def model_roots():
-    return ModelRoots.from_settings(settings.MODEL_BASE_PATH, settings.COMFYUI_EXTRA_MODEL_PATHS)
 
 
 def scan_directories(dirs=None):

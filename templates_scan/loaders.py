@@ -34,35 +34,6 @@ MODEL_EXTENSIONS: tuple[str, ...] = (
     ".pkl",
 )
 
-#: folder_paths.map_legacy: names that older workflows / extra_model_paths.yaml still use.
-LEGACY_FOLDERS: dict[str, str] = {"clip": "text_encoders", "unet": "diffusion_models"}
-
-#: Canonical folder -> directories (relative to the model root) ComfyUI searches, in order.
-#: Mirrors folder_paths.folder_names_and_paths; a folder missing here (e.g. one a custom
-#: node registers, like "ipadapter") is looked for in ``<model root>/<folder>``.
-DEFAULT_FOLDER_DIRS: dict[str, tuple[str, ...]] = {
-    "checkpoints": ("checkpoints",),
-    "configs": ("configs",),
-    "loras": ("loras",),
-    "vae": ("vae",),
-    "text_encoders": ("text_encoders", "clip"),
-    "diffusion_models": ("unet", "diffusion_models"),
-    "clip_vision": ("clip_vision",),
-    "style_models": ("style_models",),
-    "embeddings": ("embeddings",),
-    "diffusers": ("diffusers",),
-    "vae_approx": ("vae_approx",),
-    "controlnet": ("controlnet", "t2i_adapter"),
-    "gligen": ("gligen",),
-    "upscale_models": ("upscale_models",),
-    "latent_upscale_models": ("latent_upscale_models",),
-    "hypernetworks": ("hypernetworks",),
-    "photomaker": ("photomaker",),
-    "classifiers": ("classifiers",),
-    "model_patches": ("model_patches",),
-    "audio_encoders": ("audio_encoders",),
-}
-
 # Shorthands for the table below.
 _CKPT = ("ckpt_name", "checkpoints")
 _LORA = ("lora_name", "loras")
@@ -251,11 +222,6 @@ TYPE_KEYWORD_FOLDERS: tuple[tuple[str, str], ...] = (
 
 #: Values the frontend stores right after a seed widget ("control_after_generate").
 CONTROL_AFTER_GENERATE_VALUES: frozenset[str] = frozenset({"fixed", "increment", "decrement", "randomize"})
-
-
-def canonical_folder(name: str) -> str:
-    """folder_paths.map_legacy: ``clip`` -> ``text_encoders``, ``unet`` -> ``diffusion_models``."""
-    return LEGACY_FOLDERS.get(name, name)
 
 
 def folder_from_type(node_type: str) -> str | None:

@@ -10,35 +10,29 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from presets.catalogue import unsafe_url_reason
 from presets.sizes import human_size
+from storage import canonical_folder, is_unsafe_path
 
 from .loaders import (
     CONTROL_AFTER_GENERATE_VALUES,
-    DEFAULT_FOLDER_DIRS,
     LOADERS,
     MODEL_EXTENSIONS,
     SKIP_TYPES,
-    canonical_folder,
     folder_from_input,
 )
 
 __all__ = [
     "WorkflowError",
-    "ConfigError",
     "ModelRef",
     "ScanResult",
-    "ModelRoots",
     "scan_workflow",
     "scan_file",
     "normalize_model_path",
-    "is_unsafe_path",
     "MAX_WORKFLOW_BYTES",
 ]
 
@@ -55,16 +49,11 @@ MAX_NODE_VISITS = 100_000
 _MUTED, _BYPASSED = 2, 4
 _INACTIVE_SUFFIXES = (" (muted)", " (bypassed)", " (off)")
 _EXT_RE = re.compile(r"\.[A-Za-z0-9_]{1,16}$")
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class WorkflowError(ValueError):
     """The data is not a readable ComfyUI workflow; the message says why."""
-
-
-class ConfigError(ValueError):
-    """extra_model_paths.yaml is unreadable or malformed."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +84,6 @@ class ScanResult:
 
 
 # ------------------------------------------------------------------------------ paths
-
-
-def is_unsafe_path(path: str) -> bool:
-    if not path or "\x00" in path or path.startswith("/") or _DRIVE_RE.match(path):
-        return True
-    return ".." in path.split("/")
 
 
 def normalize_model_path(name: str) -> str:
@@ -755,137 +738,3 @@ def _scan_ui(wf: dict) -> ScanResult:
     if not isinstance(wf.get("nodes"), list):
         raise WorkflowError(f"'nodes' must be a list, got {_json_type(wf.get('nodes'))}")
     return _UIScanner(wf).scan(wf)
-
-
-# ------------------------------------------------------------------------ ModelRoots
-
-
-@dataclass
-class ModelRoots:
-    """Where a folder's files may live: the model root plus extra_model_paths.yaml folders."""
-
-    folders: dict[str, list[Path]]  # canonical folder -> directories to look in, in order
-    model_root: Path | None = None  # fallback for folders not in `folders`: <model_root>/<folder>
-    _allowed: tuple[tuple, tuple[str, ...]] | None = field(default=None, init=False, repr=False, compare=False)
-
-    @classmethod
-    def from_settings(cls, model_root: Path, extra_model_paths: Path | None = None) -> ModelRoots:
-        """Mirror folder_paths: the default folders under ``model_root`` (text_encoders also in
-        ``clip``, diffusion_models also in ``unet``...), then each extra_model_paths.yaml entry
-        appended (or, with ``is_default: true``, put first). Raises :class:`ConfigError` when
-        the YAML file is given but unreadable or malformed."""
-        root = Path(model_root)
-        folders: dict[str, list[Path]] = {name: [root / d for d in dirs] for name, dirs in DEFAULT_FOLDER_DIRS.items()}
-        if extra_model_paths is not None:
-            for folder, path, is_default in _read_extra_model_paths(Path(extra_model_paths)):
-                paths = folders.setdefault(folder, [root / folder])
-                if path in paths:
-                    if is_default and paths[0] != path:
-                        paths.remove(path)
-                        paths.insert(0, path)
-                elif is_default:
-                    paths.insert(0, path)
-                else:
-                    paths.append(path)
-        return cls(folders=folders, model_root=root)
-
-    def directories(self, directory: str) -> list[Path]:
-        """Directories searched for a folder (legacy names accepted), in ComfyUI's order."""
-        folder = canonical_folder(directory)
-        if folder in self.folders:
-            return list(self.folders[folder])
-        if (
-            self.model_root is not None
-            and folder
-            and "/" not in folder
-            and "\\" not in folder
-            and folder not in (".", "..")
-            and "\x00" not in folder
-        ):
-            return [self.model_root / folder]
-        return []
-
-    def locate(self, ref: ModelRef) -> Path | None:
-        """The existing regular file for ``ref`` (first match in search order), or None.
-
-        None for unsafe paths, ``.part`` files, directories, broken links and links whose
-        target resolves outside every configured model directory.
-        """
-        rel = ref.path
-        if is_unsafe_path(rel) or rel.lower().endswith(".part"):
-            return None
-        allowed = self._allowed_roots()
-        for base in self.directories(ref.directory):
-            candidate = base / rel
-            try:
-                st = os.stat(candidate)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                real = os.path.realpath(candidate)
-            except (OSError, ValueError):
-                continue
-            if any(real == r or real.startswith(r + os.sep) for r in allowed):
-                return candidate
-        return None
-
-    def _allowed_roots(self) -> tuple[str, ...]:
-        snapshot = (self.model_root, tuple((k, tuple(v)) for k, v in self.folders.items()))
-        if self._allowed is not None and self._allowed[0] == snapshot:
-            return self._allowed[1]
-        roots: list[str] = []
-        for p in ([self.model_root] if self.model_root is not None else []) + [
-            d for dirs in self.folders.values() for d in dirs
-        ]:
-            try:
-                r = os.path.realpath(p)
-            except (OSError, ValueError):
-                continue
-            if r not in roots and r != os.sep:
-                roots.append(r)
-        self._allowed = (snapshot, tuple(roots))
-        return self._allowed[1]
-
-
-def _read_extra_model_paths(yaml_path: Path) -> Iterable[tuple[str, Path, bool]]:
-    """utils/extra_config.load_extra_path_config: yields (canonical folder, directory, is_default)."""
-    import yaml
-
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{yaml_path}: cannot read: {e}") from None
-    try:
-        config = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as e:
-        raise ConfigError(f"{yaml_path}: invalid YAML: {e}") from None
-    if config is None:
-        return
-    if not isinstance(config, dict):
-        raise ConfigError(f"{yaml_path}: expected sections (a mapping) at the top level")
-    yaml_dir = yaml_path.resolve().parent
-    for section in config.values():
-        if not isinstance(section, dict):
-            continue
-        conf = dict(section)
-        base: str | None = None
-        if conf.get("base_path") is not None:
-            base = os.path.expandvars(os.path.expanduser(str(conf.pop("base_path"))))
-            if not os.path.isabs(base):
-                base = os.path.join(yaml_dir, base)
-        conf.pop("base_path", None)
-        is_default = conf.pop("is_default", False) is True
-        for key, value in conf.items():
-            if not isinstance(key, str) or value is None:
-                continue
-            lines = value if isinstance(value, list) else str(value).split("\n")
-            for line in lines:
-                line = str(line).strip()
-                if not line:
-                    continue
-                if base is not None:
-                    full = os.path.join(base, line)
-                elif os.path.isabs(line):
-                    full = line
-                else:
-                    full = os.path.join(yaml_dir, line)
-                yield canonical_folder(key), Path(os.path.normpath(full)), is_default

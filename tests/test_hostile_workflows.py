@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from storage import ModelRoots
 from templates_scan.models import Template
-from templates_scan.scanner import ModelRoots, WorkflowError, scan_workflow
+from templates_scan.scanner import WorkflowError, scan_workflow
 from tests.conftest import FIXTURES
 
 WORKFLOWS = FIXTURES / "workflows"

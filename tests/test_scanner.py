@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from storage import ConfigError, ModelRoots, is_unsafe_path
 from templates_scan import scanner
 from templates_scan.loaders import LOADERS, folder_from_input, folder_from_type
 from templates_scan.scanner import (
-    ConfigError,
     ModelRef,
-    ModelRoots,
     ScanResult,
     WorkflowError,
-    is_unsafe_path,
     normalize_model_path,
     scan_file,
     scan_workflow,

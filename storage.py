@@ -1,0 +1,218 @@
+"""Where model files live and whether they are there: the one answer to "is it installed".
+
+Plain Python, no Django (the ground layer: presets, downloads and templates_scan all ask it).
+ComfyUI looks for a folder's files under the model root, in legacy folder names (``clip`` for
+text_encoders, ``unet`` for diffusion_models...) and in the folders ``extra_model_paths.yaml``
+lists; a file in any of them counts as installed, unless it is a link whose target leaves every
+one of those directories. A NEW download always goes to ``<model root>/<folder>/<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+#: folder_paths.map_legacy: names that older workflows / extra_model_paths.yaml still use.
+LEGACY_FOLDERS: dict[str, str] = {"clip": "text_encoders", "unet": "diffusion_models"}
+
+#: Canonical folder -> directories (relative to the model root) ComfyUI searches, in order.
+#: Mirrors folder_paths.folder_names_and_paths; a folder missing here (e.g. one a custom
+#: node registers, like "ipadapter") is looked for in ``<model root>/<folder>``.
+DEFAULT_FOLDER_DIRS: dict[str, tuple[str, ...]] = {
+    "checkpoints": ("checkpoints",),
+    "configs": ("configs",),
+    "loras": ("loras",),
+    "vae": ("vae",),
+    "text_encoders": ("text_encoders", "clip"),
+    "diffusion_models": ("unet", "diffusion_models"),
+    "clip_vision": ("clip_vision",),
+    "style_models": ("style_models",),
+    "embeddings": ("embeddings",),
+    "diffusers": ("diffusers",),
+    "vae_approx": ("vae_approx",),
+    "controlnet": ("controlnet", "t2i_adapter"),
+    "gligen": ("gligen",),
+    "upscale_models": ("upscale_models",),
+    "latent_upscale_models": ("latent_upscale_models",),
+    "hypernetworks": ("hypernetworks",),
+    "photomaker": ("photomaker",),
+    "classifiers": ("classifiers",),
+    "model_patches": ("model_patches",),
+    "audio_encoders": ("audio_encoders",),
+}
+
+
+def canonical_folder(name: str) -> str:
+    """folder_paths.map_legacy: ``clip`` -> ``text_encoders``, ``unet`` -> ``diffusion_models``."""
+    return LEGACY_FOLDERS.get(name, name)
+
+
+class ConfigError(ValueError):
+    """extra_model_paths.yaml is unreadable or malformed."""
+
+
+def is_unsafe_path(path: str) -> bool:
+    if not path or "\x00" in path or path.startswith("/") or _DRIVE_RE.match(path):
+        return True
+    return ".." in path.split("/")
+
+
+@dataclass
+class ModelRoots:
+    """Where a folder's files may live: the model root plus extra_model_paths.yaml folders."""
+
+    folders: dict[str, list[Path]]  # canonical folder -> directories to look in, in order
+    model_root: Path | None = None  # fallback for folders not in `folders`: <model_root>/<folder>
+    _allowed: tuple[tuple, tuple[str, ...]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, model_root: Path, extra_model_paths: Path | None = None) -> ModelRoots:
+        """Mirror folder_paths: the default folders under ``model_root`` (text_encoders also in
+        ``clip``, diffusion_models also in ``unet``...), then each extra_model_paths.yaml entry
+        appended (or, with ``is_default: true``, put first). Raises :class:`ConfigError` when
+        the YAML file is given but unreadable or malformed."""
+        root = Path(model_root)
+        folders: dict[str, list[Path]] = {name: [root / d for d in dirs] for name, dirs in DEFAULT_FOLDER_DIRS.items()}
+        if extra_model_paths is not None:
+            for folder, path, is_default in _read_extra_model_paths(Path(extra_model_paths)):
+                paths = folders.setdefault(folder, [root / folder])
+                if path in paths:
+                    if is_default and paths[0] != path:
+                        paths.remove(path)
+                        paths.insert(0, path)
+                elif is_default:
+                    paths.insert(0, path)
+                else:
+                    paths.append(path)
+        return cls(folders=folders, model_root=root)
+
+    def directories(self, directory: str) -> list[Path]:
+        """Directories searched for a folder (legacy names accepted), in ComfyUI's order."""
+        folder = canonical_folder(directory)
+        if folder in self.folders:
+            return list(self.folders[folder])
+        if (
+            self.model_root is not None
+            and folder
+            and "/" not in folder
+            and "\\" not in folder
+            and folder not in (".", "..")
+            and "\x00" not in folder
+        ):
+            return [self.model_root / folder]
+        return []
+
+    def locate(self, ref) -> Path | None:
+        """The existing regular file for ``ref`` (anything with a folder ``directory`` and a
+        ``path`` inside it, like the scanner's ModelRef), first match in search order, or None.
+
+        None for unsafe paths, ``.part`` files, directories, broken links and links whose
+        target resolves outside every configured model directory.
+        """
+        rel = ref.path
+        if is_unsafe_path(rel) or rel.lower().endswith(".part"):
+            return None
+        allowed = self._allowed_roots()
+        for base in self.directories(ref.directory):
+            candidate = base / rel
+            try:
+                st = os.stat(candidate)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                real = os.path.realpath(candidate)
+            except (OSError, ValueError):
+                continue
+            if any(real == r or real.startswith(r + os.sep) for r in allowed):
+                return candidate
+        return None
+
+    def file_sizes(self, paths: Iterable[str]) -> dict[str, int]:
+        """Map each ``<folder>/<name>`` path (a preset file's) that is installed to its size.
+
+        One look-up per distinct path: presets share files, so a catalogue of thousands of
+        presets costs a few thousand stats, not a directory walk of a multi-terabyte model tree.
+        """
+        sizes = {}
+        for path in set(paths):
+            folder, _, name = path.partition("/")
+            found = self.locate(_Ref(folder, name))
+            if found is not None:
+                try:
+                    sizes[path] = os.stat(found).st_size
+                except OSError:
+                    continue
+        return sizes
+
+    def _allowed_roots(self) -> tuple[str, ...]:
+        snapshot = (self.model_root, tuple((k, tuple(v)) for k, v in self.folders.items()))
+        if self._allowed is not None and self._allowed[0] == snapshot:
+            return self._allowed[1]
+        roots: list[str] = []
+        for p in ([self.model_root] if self.model_root is not None else []) + [
+            d for dirs in self.folders.values() for d in dirs
+        ]:
+            try:
+                r = os.path.realpath(p)
+            except (OSError, ValueError):
+                continue
+            if r not in roots and r != os.sep:
+                roots.append(r)
+        self._allowed = (snapshot, tuple(roots))
+        return self._allowed[1]
+
+
+@dataclass(frozen=True)
+class _Ref:
+    directory: str
+    path: str
+
+
+def _read_extra_model_paths(yaml_path: Path) -> Iterable[tuple[str, Path, bool]]:
+    """utils/extra_config.load_extra_path_config: yields (canonical folder, directory, is_default)."""
+    import yaml
+
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{yaml_path}: cannot read: {e}") from None
+    try:
+        config = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError(f"{yaml_path}: invalid YAML: {e}") from None
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise ConfigError(f"{yaml_path}: expected sections (a mapping) at the top level")
+    yaml_dir = yaml_path.resolve().parent
+    for section in config.values():
+        if not isinstance(section, dict):
+            continue
+        conf = dict(section)
+        base: str | None = None
+        if conf.get("base_path") is not None:
+            base = os.path.expandvars(os.path.expanduser(str(conf.pop("base_path"))))
+            if not os.path.isabs(base):
+                base = os.path.join(yaml_dir, base)
+        conf.pop("base_path", None)
+        is_default = conf.pop("is_default", False) is True
+        for key, value in conf.items():
+            if not isinstance(key, str) or value is None:
+                continue
+            lines = value if isinstance(value, list) else str(value).split("\n")
+            for line in lines:
+                line = str(line).strip()
+                if not line:
+                    continue
+                if base is not None:
+                    full = os.path.join(base, line)
+                elif os.path.isabs(line):
+                    full = line
+                else:
+                    full = os.path.join(yaml_dir, line)
+                yield canonical_folder(key), Path(os.path.normpath(full)), is_default

@@ -1,0 +1,80 @@
+"""One answer to "is it installed": a preset's files found in an extra_model_paths.yaml folder or
+a legacy folder name count everywhere, on every page and in every API that asks."""
+
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+
+from downloads.models import DownloadJob
+from presets.refresh import refresh_from_file
+from templates_scan import library
+from tests.conftest import FIXTURES, UPSTREAM
+
+pytestmark = pytest.mark.django_db
+
+PRESET = "WAN_2_1_LIGHTWEIGHT_1_3B"  # diffusion_models, text_encoders and vae files; api_wan_video uses the last two
+
+
+def put(base, relative):
+    target = base / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"x" * 10)
+
+
+def only_in_legacy_folders(settings, tmp_path):
+    put(settings.MODEL_BASE_PATH, "unet/wan2.1_t2v_1.3b.safetensors")
+    put(settings.MODEL_BASE_PATH, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    put(settings.MODEL_BASE_PATH, "vae/wan_2.1_vae.safetensors")
+
+
+def only_in_an_extra_path(settings, tmp_path):
+    elsewhere = tmp_path / "big-disk"
+    put(elsewhere, "diffusion_models/wan2.1_t2v_1.3b.safetensors")
+    put(elsewhere, "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    put(elsewhere, "vae/wan_2.1_vae.safetensors")
+    extra = tmp_path / "extra_model_paths.yaml"
+    extra.write_text(
+        f"bigdisk:\n  base_path: {elsewhere}\n  diffusion_models: diffusion_models/\n"
+        "  text_encoders: text_encoders/\n  vae: vae/\n"
+    )
+    settings.COMFYUI_EXTRA_MODEL_PATHS = str(extra)
+
+
+@pytest.mark.parametrize("place", [only_in_legacy_folders, only_in_an_extra_path])
+def test_every_page_and_api_agree_a_preset_found_outside_the_model_root_is_installed(place, settings, tmp_path, client):
+    refresh_from_file(UPSTREAM / "presets.yaml")
+    templates = tmp_path / "workflows"
+    templates.mkdir()
+    shutil.copy(FIXTURES / "workflows" / "api_wan_video.json", templates)
+    settings.COMFYUI_TEMPLATE_DIRS = [templates]
+    library.scan_directories()
+    place(settings, tmp_path)
+    client.force_login(User.objects.create_user("alice", password="pw"))
+
+    assert client.get("/").status_code == 200  # the models page draws its cards from /api/presets/
+    listed = {p["id"]: p for p in client.get("/api/presets/").json()["presets"]}
+    assert listed[PRESET]["status"] == "installed"
+    assert client.get(f"/api/presets/{PRESET}").json()["status"] == "installed"
+    detail = client.get(f"/presets/{PRESET}/").content.decode()
+    assert 'data-testid="preset-status">installed<' in detail and "not installed" not in detail
+
+    wan = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "api_wan_video")
+    missing = {m["path"] for m in wan["missing_models"]}
+    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in missing and "wan_2.1_vae.safetensors" not in missing
+    page = client.get("/templates/").content.decode()
+    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in page and "wan_2.1_vae.safetensors" not in page
+
+    response = client.post(f"/api/presets/{PRESET}/install")
+    assert response.json()["status"] == "installed" and not DownloadJob.objects.exists()
+
+
+def test_a_link_leaving_every_model_directory_does_not_count(settings, tmp_path, client):
+    refresh_from_file(UPSTREAM / "presets.yaml")
+    only_in_legacy_folders(settings, tmp_path)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(b"x" * 10)
+    (settings.MODEL_BASE_PATH / "unet" / "wan2.1_t2v_1.3b.safetensors").unlink()
+    (settings.MODEL_BASE_PATH / "unet" / "wan2.1_t2v_1.3b.safetensors").symlink_to(outside)
+    client.force_login(User.objects.create_user("alice", password="pw"))
+    assert client.get(f"/api/presets/{PRESET}").json()["status"] != "installed"

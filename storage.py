@@ -10,6 +10,7 @@ one of those directories. A NEW download always goes to ``<model root>/<folder>/
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 from collections.abc import Iterable
@@ -17,6 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
+#: The longest preset file path, in characters (the database column is made to it).
+MAX_PATH_CHARS = 500
+# Linux limits, in bytes of the encoded name: NAME_MAX per path component, PATH_MAX for the
+# whole path with its terminating NUL. A download first writes "<name>.part".
+NAME_MAX = 255
+PATH_MAX = 4096
+PART_SUFFIX = ".part"
 
 #: folder_paths.map_legacy: names that older workflows / extra_model_paths.yaml still use.
 LEGACY_FOLDERS: dict[str, str] = {"clip": "text_encoders", "unet": "diffusion_models"}
@@ -51,6 +60,57 @@ DEFAULT_FOLDER_DIRS: dict[str, tuple[str, ...]] = {
 def canonical_folder(name: str) -> str:
     """folder_paths.map_legacy: ``clip`` -> ``text_encoders``, ``unet`` -> ``diffusion_models``."""
     return LEGACY_FOLDERS.get(name, name)
+
+
+def unsafe_path_reason(path, model_root=None):
+    """Why a preset file path may not be written under the model root, or None when it is safe.
+
+    Names are measured as the file system stores them, in bytes of UTF-8, and with the
+    ".part" a download writes first: a path the worker could not create is refused here,
+    before any job can trip over it. With `model_root`, the whole path under it must fit too.
+    """
+    if not path.strip():
+        return "must not be empty"
+    if len(path) > MAX_PATH_CHARS:
+        return f"is longer than {MAX_PATH_CHARS} characters"
+    if UNSAFE_PATH_CHARS.search(path):
+        return 'contains a control character, backslash or one of : * ? " < > |'
+    if path.startswith("/") or path.startswith("~"):
+        return "must be relative to the model root, not absolute"
+    parts = path.split("/")
+    if ".." in parts:
+        return "must not contain '..'"
+    if any(part in ("", ".") for part in parts):
+        return "must not contain empty or '.' components"
+    if any(part.startswith(".") for part in parts):
+        return "must not contain hidden ('.'-prefixed) names"
+    if posixpath.normpath(path) != path or posixpath.isabs(posixpath.normpath(path)):
+        return "would land outside the model root"
+    if len(parts) < 2:
+        return "must name a model folder, e.g. 'checkpoints/model.safetensors'"
+    if any(part.endswith(PART_SUFFIX) for part in parts):
+        return f"must not have a name ending in '{PART_SUFFIX}' (reserved for partial downloads)"
+    *folders, name = path.encode("utf-8").split(b"/")
+    for folder in folders:
+        if len(folder) > NAME_MAX:
+            return (
+                f"has a folder name of {len(folder)} bytes in UTF-8; "
+                f"the file system allows at most {NAME_MAX} bytes per name"
+            )
+    name_max = NAME_MAX - len(PART_SUFFIX)
+    if len(name) > name_max:
+        return (
+            f"has a file name of {len(name)} bytes in UTF-8; at most {name_max} bytes are allowed "
+            f"(the file system's {NAME_MAX}, less the '{PART_SUFFIX}' of a download under way)"
+        )
+    if model_root is not None:
+        whole = len(os.fsencode(os.path.join(model_root, path + PART_SUFFIX)))
+        if whole >= PATH_MAX:
+            return (
+                f"would make a path of {whole} bytes under the model root; "
+                f"the file system allows at most {PATH_MAX - 1}"
+            )
+    return None
 
 
 class ConfigError(ValueError):
@@ -116,7 +176,7 @@ class ModelRoots:
         target resolves outside every configured model directory.
         """
         rel = ref.path
-        if is_unsafe_path(rel) or rel.lower().endswith(".part"):
+        if is_unsafe_path(rel) or rel.lower().endswith(PART_SUFFIX):
             return None
         allowed = self._allowed_roots()
         for base in self.directories(ref.directory):

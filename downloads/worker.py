@@ -24,8 +24,8 @@ from downloads import engine
 from downloads.models import DownloadJob, JobFile, State, file_progress, job_progress
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
 from downloads.sources import Sources
-from presets.catalogue import unsafe_path_reason
 from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
+from storage import unsafe_path_reason
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ Validation is strict and collects every error it finds, each naming the preset a
 a curator can fix a file in one pass.
 """
 
-import os
-import posixpath
 import re
 from collections import Counter
 from urllib.parse import urlsplit
@@ -18,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from presets.sizes import MAX_BYTES, parse_size
+from storage import MAX_PATH_CHARS, unsafe_path_reason
 
 PRESET_FIELDS = ("name", "category", "type", "description", "download_size", "files", "use_case", "tags")
 REQUIRED_PRESET_FIELDS = ("name", "category", "type", "files")
@@ -26,20 +25,22 @@ CATEGORY_FIELDS = ("description", "type")
 
 # The longest text each field may hold, in characters: the database's columns are made to
 # these (presets.models), so what loads here always fits there.
-MAX_LENGTHS = {"name": 200, "category": 100, "path": 500, "url": 2000, "size": 50, "download_size": 50, "version": 50}
+MAX_LENGTHS = {
+    "name": 200,
+    "category": 100,
+    "path": MAX_PATH_CHARS,
+    "url": 2000,
+    "size": 50,
+    "download_size": 50,
+    "version": 50,
+}
 PRESET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 WHITESPACE_RE = re.compile(r"\s")
 MAX_ALIASES = 100
 MAX_DEPTH = 50
 MAX_ERRORS = 50
-# Linux limits, in bytes of the encoded name: NAME_MAX per path component, PATH_MAX for the
-# whole path with its terminating NUL. A download first writes "<name>.part".
-NAME_MAX = 255
-PATH_MAX = 4096
-PART_SUFFIX = ".part"
 
 
 class CatalogueError(ValueError):
@@ -309,57 +310,6 @@ def preset_id_reason(preset_id):
     """Why a preset id is refused, or None: ids appear in URLs, file names and presets.yaml keys."""
     if not isinstance(preset_id, str) or not PRESET_ID_RE.fullmatch(preset_id):
         return "must start with a letter or digit and have only letters, digits, '_', '-' or '.' (at most 100)"
-    return None
-
-
-def unsafe_path_reason(path, model_root=None):
-    """Why a preset file path may not be written under the model root, or None when it is safe.
-
-    Names are measured as the file system stores them, in bytes of UTF-8, and with the
-    ".part" a download writes first: a path the worker could not create is refused here,
-    before any job can trip over it. With `model_root`, the whole path under it must fit too.
-    """
-    if not path.strip():
-        return "must not be empty"
-    if len(path) > MAX_LENGTHS["path"]:
-        return f"is longer than {MAX_LENGTHS['path']} characters"
-    if UNSAFE_PATH_CHARS.search(path):
-        return 'contains a control character, backslash or one of : * ? " < > |'
-    if path.startswith("/") or path.startswith("~"):
-        return "must be relative to the model root, not absolute"
-    parts = path.split("/")
-    if ".." in parts:
-        return "must not contain '..'"
-    if any(part in ("", ".") for part in parts):
-        return "must not contain empty or '.' components"
-    if any(part.startswith(".") for part in parts):
-        return "must not contain hidden ('.'-prefixed) names"
-    if posixpath.normpath(path) != path or posixpath.isabs(posixpath.normpath(path)):
-        return "would land outside the model root"
-    if len(parts) < 2:
-        return "must name a model folder, e.g. 'checkpoints/model.safetensors'"
-    if any(part.endswith(PART_SUFFIX) for part in parts):
-        return f"must not have a name ending in '{PART_SUFFIX}' (reserved for partial downloads)"
-    *folders, name = path.encode("utf-8").split(b"/")
-    for folder in folders:
-        if len(folder) > NAME_MAX:
-            return (
-                f"has a folder name of {len(folder)} bytes in UTF-8; "
-                f"the file system allows at most {NAME_MAX} bytes per name"
-            )
-    name_max = NAME_MAX - len(PART_SUFFIX)
-    if len(name) > name_max:
-        return (
-            f"has a file name of {len(name)} bytes in UTF-8; at most {name_max} bytes are allowed "
-            f"(the file system's {NAME_MAX}, less the '{PART_SUFFIX}' of a download under way)"
-        )
-    if model_root is not None:
-        whole = len(os.fsencode(os.path.join(model_root, path + PART_SUFFIX)))
-        if whole >= PATH_MAX:
-            return (
-                f"would make a path of {whole} bytes under the model root; "
-                f"the file system allows at most {PATH_MAX - 1}"
-            )
     return None
 
 

@@ -5,10 +5,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 
-from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_path_reason, unsafe_url_reason
+from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_url_reason
 from presets.signals import presets_deleting
 from presets.sizes import MAX_BYTES, parse_size
-from storage import ModelRoots
+from storage import ModelRoots, unsafe_path_reason
 
 
 def validate_size(value):

@@ -113,6 +113,39 @@ def unsafe_path_reason(path, model_root=None):
     return None
 
 
+def new_download_path(model_root: Path, path: str) -> Path:
+    """Where a NEW download of a preset file goes: always ``<model root>/<folder>/<name>``,
+    never an extra path or a legacy folder (those only count when a file is already there)."""
+    return Path(model_root) / path
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + PART_SUFFIX)
+
+
+def validator_path(dest: Path) -> Path:
+    """Where the version of the file that ``<dest>.part`` holds is kept: ``.<name>.if-range``.
+
+    A resume sends it as If-Range, so a server whose file changed sends the whole new file
+    instead of the rest of it, and the .part is never spliced from two versions. It holds the
+    first response's strong ETag, else its Last-Modified date, or nothing when the server gave
+    neither. It lives in a small file next to the .part rather than in the job's row because
+    it describes those bytes, whoever resumes them: it survives a kill -9 and a new job for the
+    same file, needs no database (the engine stays Django-free, the benchmark and tests use it
+    as is), and is written before the first byte of a new .part. Hidden, so no preset path can
+    name it (the catalogue refuses hidden names). Delete the two together: `remove_partial`.
+    A record that cannot be written (a name within 10 bytes of the 255-byte limit) is left
+    out, and that .part is not resumed without a sha256 (see `downloads.engine._attempt`).
+    """
+    return dest.with_name(f".{dest.name}.if-range")
+
+
+def remove_partial(dest: Path) -> None:
+    """Delete the .part of `dest` and the record of its version."""
+    for path in (part_path(dest), validator_path(dest)):
+        path.unlink(missing_ok=True)
+
+
 class ConfigError(ValueError):
     """extra_model_paths.yaml is unreadable or malformed."""
 

@@ -4,7 +4,7 @@ Plain Python, no Django: the django-q2 worker drives it through callbacks, and t
 the benchmark (bench/download.py) use it directly.
 
 - `fetch()` makes one attempt: stream into ``<dest>.part`` (resuming it with a Range request
-  that names the version it holds, see `validator_path`), verify size and sha256, then
+  that names the version it holds, see `storage.validator_path`), verify size and sha256, then
   atomically rename to ``dest``. A file under its final name is therefore always complete and
   verified.
 - `download()` wraps `fetch()` in the retry policy (backoff, Retry-After, attempt counter reset
@@ -40,6 +40,7 @@ import urllib3
 from downloads.sources import Sources, host_of
 from presets.catalogue import unsafe_url_reason
 from presets.sizes import human_size
+from storage import part_path, remove_partial, validator_path
 
 VERSION = "1.0"
 USER_AGENT = f"presetsite/{VERSION}"
@@ -203,33 +204,6 @@ class DownloadError(Exception):
 
 ProgressCallback = Callable[[int, "int | None"], None]
 RetryCallback = Callable[[int, int, float, str], None]
-
-
-def part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
-
-
-def validator_path(dest: Path) -> Path:
-    """Where the version of the file that ``<dest>.part`` holds is kept: ``.<name>.if-range``.
-
-    A resume sends it as If-Range, so a server whose file changed sends the whole new file
-    instead of the rest of it, and the .part is never spliced from two versions. It holds the
-    first response's strong ETag, else its Last-Modified date, or nothing when the server gave
-    neither. It lives in a small file next to the .part rather than in the job's row because
-    it describes those bytes, whoever resumes them: it survives a kill -9 and a new job for the
-    same file, needs no database (the engine stays Django-free, the benchmark and tests use it
-    as is), and is written before the first byte of a new .part. Hidden, so no preset path can
-    name it (the catalogue refuses hidden names). Delete the two together: `remove_partial`.
-    A record that cannot be written (a name within 10 bytes of the 255-byte limit) is left
-    out, and that .part is not resumed without a sha256 (see `_attempt`).
-    """
-    return dest.with_name(f".{dest.name}.if-range")
-
-
-def remove_partial(dest: Path) -> None:
-    """Delete the .part of `dest` and the record of its version."""
-    _remove(part_path(dest))
-    _remove(validator_path(dest))
 
 
 def download(

@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from downloads.engine import remove_partial
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
 from realtime.events import QUEUE_UPDATED, publish
+from storage import new_download_path, remove_partial
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def delete_partials(job):
 def _delete_partial(path):
     """Delete the .part of a model path and its version record. Whatever cannot be deleted (a
     folder someone made there) is left, and logged: a cancel or a clean-up never fails over it."""
-    dest = settings.MODEL_BASE_PATH / path
+    dest = new_download_path(settings.MODEL_BASE_PATH, path)
     try:
         remove_partial(dest)
     except OSError as error:

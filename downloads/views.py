@@ -11,9 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.auth import queue_action
 from accounts.params import query_flag
 from downloads import queue
-from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
+from storage import new_download_path, part_path
 
 
 def _preset_or_404(preset_id):
@@ -126,7 +126,7 @@ def latest_jobs(user, preset_ids=None):
 def part_size(path):
     """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
     try:
-        return os.stat(part_path(settings.MODEL_BASE_PATH / path)).st_size
+        return os.stat(part_path(new_download_path(settings.MODEL_BASE_PATH, path))).st_size
     except OSError:
         return 0
 

@@ -25,7 +25,7 @@ from downloads.models import DownloadJob, JobFile, State, file_progress, job_pro
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
 from downloads.sources import Sources
 from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
-from storage import unsafe_path_reason
+from storage import new_download_path, part_path, unsafe_path_reason
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ def file_spec(file):
     """The engine's spec for a job file, refusing a destination that a symbolic link would take
     out of the model root (the engine checks every host against DOWNLOAD_ALLOWED_HOSTS)."""
     root = settings.MODEL_BASE_PATH.resolve()
-    dest = root / file.path
+    dest = new_download_path(root, file.path)
     # Checked again: the job copied its paths from a catalogue validated by older rules, perhaps.
     problem = unsafe_path_reason(file.path, root)
     if problem:
         raise engine.DownloadError(f"{file.path}: the path {problem}", retryable=False)
     if not Path(os.path.realpath(dest.parent)).is_relative_to(root):
         raise engine.DownloadError(f"{file.path}: would be written outside the model root", retryable=False)
-    part = engine.part_path(dest)
+    part = part_path(dest)
     if part.is_symlink():
         part.unlink()  # a planted link must not make us append to whatever it points at
     return engine.FileSpec(

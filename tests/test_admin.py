@@ -4,11 +4,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from downloads import queue
-from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
 from presets.catalogue import parse_catalogue
 from presets.models import Preset
 from presets.refresh import refresh_from_file
+from storage import part_path
 from tests.conftest import UPSTREAM
 
 pytestmark = pytest.mark.django_db

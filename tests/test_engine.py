@@ -22,8 +22,9 @@ from email.utils import formatdate
 import pytest
 
 from downloads import engine
-from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download, part_path
+from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download
 from downloads.sources import Source, Sources
+from storage import part_path, remove_partial, validator_path
 from tests.faultserver import Fault, file_sha256
 
 pytestmark = pytest.mark.timeout(30)
@@ -642,7 +643,7 @@ def test_a_file_changed_on_the_server_during_a_pause_is_downloaded_anew_not_spli
     resumed = server.requests[-1]
     assert (resumed.range, resumed.if_range) == (f"bytes={kept}-", old.etag)
     assert result.resumed_from == 0
-    assert not engine.validator_path(spec.dest).exists()
+    assert not validator_path(spec.dest).exists()
 
 
 def test_a_server_that_ignores_if_range_is_caught_by_its_etag(server, tmp_path):
@@ -729,7 +730,7 @@ def test_a_planted_validator_link_is_neither_read_nor_written(server, served, sp
     part = part_path(spec.dest)
     part.parent.mkdir(parents=True)
     part.write_bytes(served.read(0, 100_000))
-    engine.validator_path(spec.dest).symlink_to(victim)
+    validator_path(spec.dest).symlink_to(victim)
 
     result = download(spec, policy=FAST, options=SMALL)
 
@@ -743,9 +744,9 @@ def test_remove_partial_deletes_the_part_and_its_version(server, spec):
     server.script("/model.bin", Fault(reset_after=100_000))
     with pytest.raises(DownloadError):
         download(spec, policy=RetryPolicy(max_attempts=1), options=SMALL)
-    assert part_path(spec.dest).exists() and engine.validator_path(spec.dest).exists()
+    assert part_path(spec.dest).exists() and validator_path(spec.dest).exists()
 
-    engine.remove_partial(spec.dest)
+    remove_partial(spec.dest)
 
     assert not [p for p in spec.dest.parent.iterdir() if p.is_file()]  # no .part, no version record
 

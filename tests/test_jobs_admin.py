@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from downloads import queue
-from downloads.engine import part_path
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import Category, Preset, PresetFile
+from storage import part_path
 
 pytestmark = pytest.mark.django_db
 

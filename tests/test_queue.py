@@ -10,11 +10,11 @@ from django.db import connection
 from django.test import Client
 
 from downloads import queue
-from downloads.engine import part_path, validator_path
 from downloads.models import DownloadJob, JobFile, State
 from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
 from presets.models import Category, Preset, PresetFile
+from storage import part_path, validator_path
 from tests.faultserver import Fault
 from tests.liveapp import App
 

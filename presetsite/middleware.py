@@ -1,12 +1,14 @@
 """Site-wide HTTP policy of the project: JSON errors under /api/, the Content-Security-Policy header,
-and a clear answer when SQLite is locked."""
+and clear answers when SQLite is locked or the model folders' configuration is broken."""
 
 import logging
 
 from django.conf import settings
 from django.db import OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
+
+from storage import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,22 @@ class DatabaseBusyMiddleware(MiddlewareMixin):
         )
         response["Retry-After"] = "2"
         return response
+
+
+class ModelPathsBrokenMiddleware(MiddlewareMixin):
+    """Answer 503, not a bare 500, when extra_model_paths.yaml became unreadable while the app ran
+    (`start` refuses a broken one: presets.checks). The file's path and error go to the log only:
+    the server's folders are nobody else's business."""
+
+    MESSAGE = "the server's extra_model_paths.yaml cannot be read; an administrator must fix it"
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, ConfigError):
+            return None
+        log.error("%s %s: %s", request.method, request.path, exception)
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": self.MESSAGE}, status=503)
+        return HttpResponse(self.MESSAGE + ".\n", status=503, content_type="text/plain; charset=utf-8")
 
 
 # Said instead of an HTML error page under /api/, by status.

@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from downloads.models import DownloadJob
 from presets.refresh import refresh_from_file
@@ -78,3 +80,26 @@ def test_a_link_leaving_every_model_directory_does_not_count(settings, tmp_path,
     (settings.MODEL_BASE_PATH / "unet" / "wan2.1_t2v_1.3b.safetensors").symlink_to(outside)
     client.force_login(User.objects.create_user("alice", password="pw"))
     assert client.get(f"/api/presets/{PRESET}").json()["status"] != "installed"
+
+
+def test_a_broken_extra_model_paths_file_is_a_clear_503_on_pages_and_api_not_a_crash(settings, tmp_path, client):
+    broken = tmp_path / "extra_model_paths.yaml"
+    broken.write_text("bigdisk: [\n")
+    settings.COMFYUI_EXTRA_MODEL_PATHS = str(broken)
+    client.force_login(User.objects.create_user("alice", password="pw"))
+
+    for path in ("/api/presets/", "/api/workflows/templates"):
+        answer = client.get(path)
+        assert answer.status_code == 503
+        assert "extra_model_paths.yaml cannot be read" in answer.json()["error"]
+        assert str(tmp_path) not in answer.json()["error"]
+    answer = client.get("/templates/")  # the models page draws its cards from the API above
+    assert answer.status_code == 503 and b"extra_model_paths.yaml cannot be read" in answer.content
+
+
+def test_manage_py_commands_refuse_a_broken_extra_model_paths_file_naming_it(settings, tmp_path):
+    broken = tmp_path / "extra_model_paths.yaml"
+    broken.write_text("bigdisk: [\n")
+    settings.COMFYUI_EXTRA_MODEL_PATHS = str(broken)
+    with pytest.raises(SystemCheckError, match=r"presets.E001.*extra_model_paths.yaml: invalid YAML"):
+        call_command("check")

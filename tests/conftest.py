@@ -9,6 +9,67 @@ FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM = FIXTURES / "upstream"
 
 
+# Factories: the one way tests make presets, put model files on disk, and log in.
+
+
+def make_preset(preset_id="ALPHA", files=None, category="Image Generation", **fields):
+    """A preset in the catalogue (its category made as needed). `files` holds each file's PresetFile
+    fields, a path at least; by default one checkpoint named after the preset."""
+    from presets.models import Category, Preset, PresetFile
+
+    category, _ = Category.objects.get_or_create(name=category, defaults={"type": "image"})
+    preset = Preset.objects.create(id=preset_id, **{"name": preset_id, "category": category, "type": "image", **fields})
+    for position, file in enumerate(files or [{"path": f"checkpoints/{preset_id.lower()}.safetensors"}]):
+        PresetFile.objects.create(
+            preset=preset, position=position, **{"url": "https://example.org/model", "size": "1MB", **file}
+        )
+    return preset
+
+
+def served_preset(server, preset_id="ALPHA", sizes=(50_000,), paths=None, with_hashes=True, **fields):
+    """A preset whose files the fault server serves at /<id>/<position>.safetensors, with their
+    sha256 and exact size when `with_hashes` (upstream's catalogue never has them)."""
+    files = []
+    for position, size in enumerate(sizes):
+        served = server.add_file(f"/{preset_id}/{position}.safetensors", size)
+        files.append(
+            {
+                "path": paths[position] if paths else f"checkpoints/{preset_id.lower()}_{position}.safetensors",
+                "url": server.url(f"/{preset_id}/{position}.safetensors"),
+                "sha256": served.sha256 if with_hashes else "",
+                "exact_bytes": size if with_hashes else None,
+            }
+        )
+    return make_preset(preset_id, files, **fields)
+
+
+@pytest.fixture
+def model_file(settings):
+    """Puts a file of `size` bytes at `relative` under the model root (or under `root`)."""
+
+    def put(relative, size=10, root=None):
+        target = Path(root or settings.MODEL_BASE_PATH) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"x" * size)
+        return target
+
+    return put
+
+
+@pytest.fixture
+def user_client(client, django_user_model):
+    """A browser logged in as an ordinary user, alice."""
+    client.force_login(django_user_model.objects.create_user("alice", password="pw"))
+    return client
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """A browser logged in as a staff user without permissions, root."""
+    client.force_login(django_user_model.objects.create_user("root", password="pw", is_staff=True))
+    return client
+
+
 def pytest_sessionstart(session):
     """Django recreates the SQLite test database but leaves the -wal/-shm files of a run that was
     killed; SQLite then reports a disk I/O error. Start from nothing, in a DATA_DIR that exists."""

@@ -3,6 +3,8 @@
 import pytest
 from django.contrib.auth.models import User
 
+from downloads import queue
+from downloads.models import DownloadJob
 from presets.models import Preset, PresetFile
 from presets.refresh import refresh_from_file
 from tests.conftest import UPSTREAM
@@ -13,12 +15,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def catalogue():
     refresh_from_file(UPSTREAM / "presets.yaml")
-
-
-def put_file(settings, path, size):
-    target = settings.MODEL_BASE_PATH / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"x" * size)
 
 
 def test_list_returns_every_preset_in_one_response(client, catalogue):
@@ -52,13 +48,13 @@ def test_list_filters_by_category_type_and_search(client, catalogue):
     assert client.get("/api/presets/", {"search": "no such thing anywhere"}).json() == {"presets": [], "total": 0}
 
 
-def test_installed_means_every_required_file_is_on_disk(client, settings, catalogue):
+def test_installed_means_every_required_file_is_on_disk(model_file, client, settings, catalogue):
     preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
     files = list(preset.files.all())
     for file in files[:-1]:
-        put_file(settings, file.path, 10)
+        model_file(file.path, 10)
     assert client.get("/api/presets/LTX_VIDEO_T2V").json()["installed"] is False
-    put_file(settings, files[-1].path, 10)
+    model_file(files[-1].path, 10)
     data = client.get("/api/presets/LTX_VIDEO_T2V").json()
     assert data["installed"] is True
     assert all(f["installed"] for f in data["files"])
@@ -68,20 +64,20 @@ def test_installed_means_every_required_file_is_on_disk(client, settings, catalo
     assert installed["total"] + missing["total"] == 56
 
 
-def test_optional_files_are_not_needed_to_be_installed(client, settings, catalogue):
+def test_optional_files_are_not_needed_to_be_installed(model_file, client, settings, catalogue):
     preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
     files = list(preset.files.all())
     files[-1].optional = True
     files[-1].save()
     for file in files[:-1]:
-        put_file(settings, file.path, 10)
+        model_file(file.path, 10)
     assert client.get("/api/presets/LTX_VIDEO_T2V").json()["installed"] is True
 
 
-def test_exact_size_decides_when_known_never_the_upstream_estimate(client, settings, catalogue):
+def test_exact_size_decides_when_known_never_the_upstream_estimate(model_file, client, settings, catalogue):
     preset = Preset.objects.get(pk="UPSCALE_MODELS")
     for file in preset.files.all():
-        put_file(settings, file.path, 100)
+        model_file(file.path, 100)
     assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is True
     PresetFile.objects.filter(preset=preset).update(exact_bytes=101)
     assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is False
@@ -89,9 +85,9 @@ def test_exact_size_decides_when_known_never_the_upstream_estimate(client, setti
     assert client.get("/api/presets/UPSCALE_MODELS").json()["installed"] is True
 
 
-def test_a_partial_download_or_a_directory_is_not_installed(client, settings, catalogue):
+def test_a_partial_download_or_a_directory_is_not_installed(model_file, client, settings, catalogue):
     file = Preset.objects.get(pk="UPSCALE_MODELS").files.first()
-    put_file(settings, file.path + ".part", 100)
+    model_file(file.path + ".part", 100)
     (settings.MODEL_BASE_PATH / file.path).mkdir(parents=True)
     assert client.get("/api/presets/UPSCALE_MODELS").json()["files"][0]["installed"] is False
 
@@ -135,15 +131,14 @@ def test_refresh_endpoint_for_staff_reports_the_diff(client, admin_user, setting
     assert Preset.objects.count() == 56
 
 
-def install_everything(settings, preset_id):
+def install_everything(model_file, preset_id):
     for file in Preset.objects.get(pk=preset_id).files.all():
-        put_file(settings, file.path, 10)
+        model_file(file.path, 10)
 
 
-def test_installing_an_installed_preset_queues_nothing(client, settings, catalogue):
-    from downloads.models import DownloadJob
+def test_installing_an_installed_preset_queues_nothing(model_file, client, settings, catalogue):
 
-    install_everything(settings, "UPSCALE_MODELS")
+    install_everything(model_file, "UPSCALE_MODELS")
     client.force_login(User.objects.create_user("alice", password="pw"))
     response = client.post("/api/presets/UPSCALE_MODELS/install")
     assert response.status_code == 200
@@ -152,19 +147,17 @@ def test_installing_an_installed_preset_queues_nothing(client, settings, catalog
     assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "installed"
 
 
-def test_force_installing_an_installed_preset_queues_it(client, settings, catalogue):
-    install_everything(settings, "UPSCALE_MODELS")
+def test_force_installing_an_installed_preset_queues_it(model_file, client, settings, catalogue):
+    install_everything(model_file, "UPSCALE_MODELS")
     client.force_login(User.objects.create_user("alice", password="pw", is_staff=True))
     response = client.post("/api/presets/UPSCALE_MODELS/install?force=true")
     assert response.status_code == 202 and response.json()["status"] == "queued"
 
 
-def test_install_preset_command_says_an_installed_preset_is_installed(settings, catalogue, capsys):
+def test_install_preset_command_says_an_installed_preset_is_installed(model_file, settings, catalogue, capsys):
     from django.core.management import call_command
 
-    from downloads.models import DownloadJob
-
-    install_everything(settings, "UPSCALE_MODELS")
+    install_everything(model_file, "UPSCALE_MODELS")
     call_command("install_preset", "UPSCALE_MODELS", "--wait")
     assert capsys.readouterr().out == (
         "UPSCALE_MODELS is already installed; nothing to download (--force downloads it again)\n"
@@ -179,19 +172,18 @@ def alice(client):
     return user
 
 
-def failed_job_with_a_part(settings, preset_id, user, size=3000):
+def failed_job_with_a_part(model_file, preset_id, user, size=3000):
     """A failed download of `preset_id` asked for by `user`, `size` bytes of its first file in a .part."""
-    from downloads import queue
-    from downloads.models import DownloadJob
 
     job, _ = queue.install(Preset.objects.get(pk=preset_id), user=user)
     DownloadJob.objects.filter(pk=job.pk).update(state="failed", error="HTTP 503 from example.org")
-    put_file(settings, job.files.first().path + ".part", size)
-    return settings.MODEL_BASE_PATH / (job.files.first().path + ".part")
+    return model_file(job.files.first().path + ".part", size)
 
 
-def test_a_failed_card_tells_how_much_was_downloaded_and_who_may_delete_it(client, settings, catalogue, alice):
-    failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+def test_a_failed_card_tells_how_much_was_downloaded_and_who_may_delete_it(
+    model_file, client, settings, catalogue, alice
+):
+    failed_job_with_a_part(model_file, "UPSCALE_MODELS", alice)
     job = client.get("/api/presets/UPSCALE_MODELS").json()["job"]
     assert job["state"] == "failed" and job["partial_bytes"] == 3000 and job["can_delete_partial"] is True
     client.force_login(User.objects.create_user("bob", password="pw"))
@@ -199,8 +191,8 @@ def test_a_failed_card_tells_how_much_was_downloaded_and_who_may_delete_it(clien
     assert listed["UPSCALE_MODELS"]["job"]["can_delete_partial"] is False
 
 
-def test_cancelling_a_failed_job_dismisses_it_and_keeps_its_part(client, settings, catalogue, alice):
-    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+def test_cancelling_a_failed_job_dismisses_it_and_keeps_its_part(model_file, client, settings, catalogue, alice):
+    part = failed_job_with_a_part(model_file, "UPSCALE_MODELS", alice)
     response = client.post("/api/presets/UPSCALE_MODELS/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert part.stat().st_size == 3000
@@ -209,8 +201,8 @@ def test_cancelling_a_failed_job_dismisses_it_and_keeps_its_part(client, setting
     assert client.post("/api/presets/UPSCALE_MODELS/cancel").status_code == 404
 
 
-def test_dismissing_a_failed_job_can_delete_its_part(client, settings, catalogue, alice):
-    part = failed_job_with_a_part(settings, "UPSCALE_MODELS", alice)
+def test_dismissing_a_failed_job_can_delete_its_part(model_file, client, settings, catalogue, alice):
+    part = failed_job_with_a_part(model_file, "UPSCALE_MODELS", alice)
     assert client.post("/api/presets/UPSCALE_MODELS/cancel?keep_partial=false").status_code == 200
     assert not part.exists()
     assert client.get("/api/presets/UPSCALE_MODELS").json()["status"] == "available"
@@ -227,7 +219,6 @@ def test_a_refused_queue_action_says_why_in_words_naming_the_preset(client, cata
     assert resume.json()["error"] == "Video Upscale Models is already queued"
     retry = client.post("/api/presets/UPSCALE_MODELS/retry")
     assert retry.json()["error"] == "Video Upscale Models is already in the queue"
-    from downloads.models import DownloadJob
 
     DownloadJob.objects.filter(preset_id="UPSCALE_MODELS").update(state="downloading")
     resume = client.post("/api/presets/UPSCALE_MODELS/resume")
@@ -262,10 +253,10 @@ def test_a_refresh_from_the_command_line_prints_its_summary_once(tmp_path):
     assert output.count("56 added") == 1
 
 
-def test_the_preset_page_lists_each_file_for_logged_in_users(client, settings, catalogue, alice):
+def test_the_preset_page_lists_each_file_for_logged_in_users(model_file, client, settings, catalogue, alice):
     preset = Preset.objects.get(pk="LTX_VIDEO_T2V")
     first = preset.files.first()
-    put_file(settings, first.path, 10)
+    model_file(first.path, 10)
     page = client.get("/presets/LTX_VIDEO_T2V/").content.decode()
     assert "LTX-Video Text to Video" in page
     folder, name = first.path.rsplit("/", 1)

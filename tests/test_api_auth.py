@@ -11,17 +11,14 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiToken, token_digest
-from presets.models import Category, Preset, PresetFile
+from tests.conftest import make_preset
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def preset():
-    category = Category.objects.create(name="Image Generation", type="image")
-    preset = Preset.objects.create(id="ALPHA", name="Alpha", category=category, type="image")
-    PresetFile.objects.create(preset=preset, path="checkpoints/a.safetensors", url="https://e.org/a", size="1GB")
-    return preset
+    return make_preset("ALPHA")
 
 
 def test_a_script_with_a_token_can_act_without_csrf(preset):

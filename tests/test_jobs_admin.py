@@ -5,25 +5,17 @@ from django.contrib.auth.models import User
 
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
-from presets.models import Category, Preset, PresetFile
+from presets.models import Preset
 from storage import part_path
+from tests.conftest import make_preset
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/downloads/downloadjob/"
 
 
-def preset(preset_id):
-    category, _ = Category.objects.get_or_create(name="Image Generation", defaults={"type": "image"})
-    made = Preset.objects.create(id=preset_id, name=preset_id, category=category, type="image")
-    PresetFile.objects.create(
-        preset=made, path=f"checkpoints/{preset_id.lower()}.safetensors", url="https://example.org/x", size="1MB"
-    )
-    return made
-
-
 def job_in(state, preset_id, user=None):
-    job, _ = queue.install(preset(preset_id), user=user)
+    job, _ = queue.install(make_preset(preset_id), user=user)
     DownloadJob.objects.filter(pk=job.pk).update(
         state=state, error="HTTP 404 from example.org" if state == "failed" else ""
     )

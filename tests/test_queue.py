@@ -4,7 +4,6 @@ import threading
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -13,37 +12,13 @@ from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
 from downloads.queue import delete_abandoned_partials
 from downloads.worker import run_queue
-from presets.models import Category, Preset, PresetFile
+from presets.models import Preset, PresetFile
 from storage import part_path, validator_path
+from tests.conftest import served_preset
 from tests.faultserver import Fault
 from tests.liveapp import App
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def user_client(client):
-    user = User.objects.create_user("alice", password="pw")
-    client.force_login(user)
-    return client
-
-
-def served_preset(server, preset_id, sizes, with_hashes=True):
-    """A preset whose files the fault server serves (sha256 and exact size known when with_hashes)."""
-    category, _ = Category.objects.get_or_create(name="Image Generation", defaults={"type": "image"})
-    preset = Preset.objects.create(id=preset_id, name=preset_id, category=category, type="image", source="upstream")
-    for position, size in enumerate(sizes):
-        served = server.add_file(f"/{preset_id}/{position}.safetensors", size)
-        PresetFile.objects.create(
-            preset=preset,
-            position=position,
-            path=f"checkpoints/{preset_id.lower()}_{position}.safetensors",
-            url=server.url(f"/{preset_id}/{position}.safetensors"),
-            size="1MB",
-            sha256=served.sha256 if with_hashes else "",
-            exact_bytes=size if with_hashes else None,
-        )
-    return preset
 
 
 def target(settings, preset, position=0):

@@ -8,7 +8,7 @@ from downloads.models import DownloadJob, JobFile, State
 from presets.catalogue import CatalogueError, parse_catalogue
 from presets.models import CatalogueSource, Category, Preset, PresetFile
 from presets.refresh import RefreshError, refresh_from_file, refresh_from_url
-from tests.conftest import UPSTREAM
+from tests.conftest import UPSTREAM, make_preset
 
 pytestmark = pytest.mark.django_db
 
@@ -93,8 +93,7 @@ def test_locally_curated_presets_are_not_overwritten():
 
 def test_local_presets_missing_upstream_are_kept(tmp_path):
     refresh_from_file(NEW)
-    local = Preset.objects.create(id="OUR_OWN", name="Ours", category_id="Image Generation", type="image")
-    PresetFile.objects.create(preset=local, path="loras/ours.safetensors", url="https://e.org/ours", size="1GB")
+    make_preset("OUR_OWN", [{"path": "loras/ours.safetensors", "size": "1GB"}], name="Ours")
     result = refresh_from_file(NEW)
     assert "OUR_OWN" not in result.removed
     assert Preset.objects.filter(pk="OUR_OWN", retired_at__isnull=True).exists()

@@ -12,21 +12,14 @@ from downloads import queue, sources
 from downloads.models import DownloadJob, State
 from downloads.sources import Source
 from downloads.worker import run_queue
-from presets.models import Category, Preset, PresetFile
 from realtime.models import Event
+from tests.conftest import served_preset
 from tests.faultserver import Fault
 
 pytestmark = pytest.mark.django_db
 
-
-def served_preset(server, path="checkpoints/model.safetensors", size=50_000):
-    category = Category.objects.create(name="Image Generation", type="image")
-    preset = Preset.objects.create(id="ALPHA", name="Alpha", category=category, type="image")
-    served = server.add_file("/model.safetensors", size)
-    PresetFile.objects.create(
-        preset=preset, path=path, url=server.url("/model.safetensors"), size="1MB", sha256=served.sha256
-    )
-    return preset
+MODEL = "checkpoints/model.safetensors"
+SERVED = "/ALPHA/0.safetensors"  # where the fault server serves ALPHA's file
 
 
 def run(preset):
@@ -40,7 +33,7 @@ def test_a_symlinked_folder_cannot_take_a_download_out_of_the_model_root(server,
     outside = tmp_path / "outside"
     outside.mkdir()
     (settings.MODEL_BASE_PATH / "checkpoints").symlink_to(outside)
-    job = run(served_preset(server))
+    job = run(served_preset(server, paths=[MODEL]))
     assert job.state == State.FAILED and "outside the model root" in job.error
     assert list(outside.iterdir()) == []
     assert server.requests == []
@@ -51,7 +44,7 @@ def test_a_planted_part_symlink_is_replaced_not_followed(server, settings, tmp_p
     victim.write_text("precious")
     (settings.MODEL_BASE_PATH / "checkpoints").mkdir()
     (settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors.part").symlink_to(victim)
-    job = run(served_preset(server))
+    job = run(served_preset(server, paths=[MODEL]))
     assert job.state == State.COMPLETED
     assert victim.read_text() == "precious"
     assert (settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors").stat().st_size == 50_000
@@ -59,7 +52,7 @@ def test_a_planted_part_symlink_is_replaced_not_followed(server, settings, tmp_p
 
 def test_hosts_off_the_allow_list_are_not_contacted(server, settings):
     settings.DOWNLOAD_ALLOWED_HOSTS = ["huggingface.co"]
-    job = run(served_preset(server))
+    job = run(served_preset(server, paths=[MODEL]))
     assert job.state == State.FAILED and "127.0.0.1 is not in DOWNLOAD_ALLOWED_HOSTS" in job.error
     assert server.requests == []
     settings.DOWNLOAD_ALLOWED_HOSTS = ["huggingface.co", "127.0.0.1"]
@@ -74,9 +67,9 @@ def test_a_token_never_reaches_errors_events_logs_or_pages(server, settings, cap
     settings.EVENTS_VIA_CHANNEL_LAYER = False  # events land in the outbox table, whatever the configuration
     monkeypatch.setattr(sources, "KNOWN_SOURCES", (Source("local", ("127.0.0.1",), "HF_TOKEN"),))
     settings.DOWNLOAD_TOKENS = {"HF_TOKEN": "hf_SuperSecretToken123"}
-    server.script("/model.safetensors", Fault(status=500), Fault(reset_after=1000))
-    server.always("/model.safetensors", Fault(status=401))
-    job = run(served_preset(server))
+    server.script(SERVED, Fault(status=500), Fault(reset_after=1000))
+    server.always(SERVED, Fault(status=401))
+    job = run(served_preset(server, paths=[MODEL]))
     assert job.state == State.FAILED and "401" in job.error
     assert {r.authorization for r in server.requests} == {"Bearer hf_SuperSecretToken123"}
     seen = {
@@ -93,7 +86,7 @@ def test_a_token_never_reaches_errors_events_logs_or_pages(server, settings, cap
 
 
 def test_queue_actions_can_be_opened_to_anonymous_users_by_setting(server, settings):
-    served_preset(server)
+    served_preset(server, paths=[MODEL])
     anonymous = Client()
     assert anonymous.post("/api/presets/ALPHA/install").status_code == 401
     settings.ALLOW_ANONYMOUS_QUEUE_ACTIONS = True
@@ -131,7 +124,7 @@ def logged_in(user):
 
 
 def test_only_staff_can_force_a_reinstall(server):
-    served_preset(server)
+    served_preset(server, paths=[MODEL])
     alice = logged_in(User.objects.create_user("alice"))
     refused = alice.post("/api/presets/ALPHA/install?force=true")
     assert refused.status_code == 403 and "only staff" in refused.json()["error"]
@@ -142,7 +135,7 @@ def test_only_staff_can_force_a_reinstall(server):
 
 
 def test_only_the_owner_or_staff_can_delete_a_downloads_partial_files(server, settings):
-    preset = served_preset(server)
+    preset = served_preset(server, paths=[MODEL])
     part = settings.MODEL_BASE_PATH / "checkpoints" / "model.safetensors.part"
     part.parent.mkdir()
     part.write_bytes(b"x" * 100)

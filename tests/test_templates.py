@@ -48,18 +48,6 @@ def catalogue():
     refresh_from_file(UPSTREAM / "presets.yaml")
 
 
-@pytest.fixture
-def user_client(client):
-    client.force_login(User.objects.create_user("alice", password="pw"))
-    return client
-
-
-def put_model(settings, relative, size=10):
-    target = settings.MODEL_BASE_PATH / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"x" * size)
-
-
 def test_scan_records_every_workflow_and_broken_files_with_their_error(template_dir):
     counts = library.scan_directories()
     assert counts == {"files": 5, "parsed": 5, "errors": 1, "removed": 0}
@@ -82,10 +70,10 @@ def test_rescan_parses_only_changed_files_and_drops_vanished_ones(template_dir):
     assert not Template.objects.get(name="ui_sdxl_basic").models.filter(directory="loras").exists()
 
 
-def test_missing_models_are_matched_to_the_presets_that_provide_them(scanned, catalogue, settings, client):
-    put_model(settings, "clip_vision/clip_vision_h.safetensors")
-    put_model(settings, "diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")
-    put_model(settings, "loras/wan/Wan21_CausVid_14B_T2V_lora_rank32.safetensors")
+def test_missing_models_are_matched_to_the_presets_that_provide_them(model_file, scanned, catalogue, settings, client):
+    model_file("clip_vision/clip_vision_h.safetensors")
+    model_file("diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")
+    model_file("loras/wan/Wan21_CausVid_14B_T2V_lora_rank32.safetensors")
     data = client.get("/api/workflows/templates").json()
     assert data["total"] == 5
     wan = next(t for t in data["templates"] if t["name"] == "api_wan_video")
@@ -99,13 +87,13 @@ def test_missing_models_are_matched_to_the_presets_that_provide_them(scanned, ca
 
     detail = client.get(f"/api/workflows/templates/{wan['id']}/missing-models").json()
     assert detail["can_generate"] is False and len(detail["missing_models"]) == 2
-    put_model(settings, "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
-    put_model(settings, "vae/wan_2.1_vae.safetensors")
+    model_file("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    model_file("vae/wan_2.1_vae.safetensors")
     assert client.get(f"/api/workflows/templates/{wan['id']}/missing-models").json()["can_generate"] is True
 
 
-def test_models_in_legacy_and_extra_folders_count_as_installed(scanned, settings, client, tmp_path):
-    put_model(settings, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+def test_models_in_legacy_and_extra_folders_count_as_installed(model_file, scanned, settings, client, tmp_path):
+    model_file("clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     elsewhere = tmp_path / "big-disk"
     (elsewhere / "vae").mkdir(parents=True)
     (elsewhere / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"x")
@@ -142,12 +130,12 @@ def test_install_missing_queues_one_job_per_preset_without_duplicates(template_d
     assert {"text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"} <= paths
 
 
-def test_install_missing_says_when_the_providing_preset_is_installed_already(catalogue, settings):
+def test_install_missing_says_when_the_providing_preset_is_installed_already(model_file, catalogue, settings):
     """A model matched to a preset by folder and file name can be missing where the workflow
     looks while the preset itself is installed: nothing is queued, and the answer says why."""
     preset = Preset.objects.filter(retired_at__isnull=True).first()
     for file in preset.files.all():
-        put_model(settings, file.path)
+        model_file(file.path)
     missing = [
         {
             "name": "x.safetensors",
@@ -266,12 +254,14 @@ def writes(queries):
     return [q["sql"] for q in queries if q["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
 
 
-def test_get_requests_only_read_though_the_folder_and_the_disk_changed(scanned, catalogue, settings, user_client):
+def test_get_requests_only_read_though_the_folder_and_the_disk_changed(
+    model_file, scanned, catalogue, settings, user_client
+):
     """Whether a workflow runs is checked against the disk at every GET, yet nothing is written:
     a new workflow file waits for the next rescan."""
     before = list(Template.objects.values_list("pk", "scanned_at"))
     shutil.copy(WORKFLOWS / "ui_sdxl_basic.json", scanned / "new_one.json")
-    put_model(settings, "clip_vision/clip_vision_h.safetensors")
+    model_file("clip_vision/clip_vision_h.safetensors")
     wan = Template.objects.get(name="api_wan_video")
     with CaptureQueriesContext(connection) as queries:
         listed = user_client.get("/api/workflows/templates").json()

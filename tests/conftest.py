@@ -9,7 +9,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM = FIXTURES / "upstream"
 
 
-# Factories: the one way tests make presets, put model files on disk, and log in.
+# Factories: the one way tests make presets, put model files on disk, and log a user in.
 
 
 def make_preset(preset_id="ALPHA", files=None, category="Image Generation", **fields):
@@ -60,13 +60,6 @@ def model_file(settings):
 def user_client(client, django_user_model):
     """A browser logged in as an ordinary user, alice."""
     client.force_login(django_user_model.objects.create_user("alice", password="pw"))
-    return client
-
-
-@pytest.fixture
-def staff_client(client, django_user_model):
-    """A browser logged in as a staff user without permissions, root."""
-    client.force_login(django_user_model.objects.create_user("root", password="pw", is_staff=True))
     return client
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from downloads.models import DownloadJob
+from downloads.queue import QueueError, install
 from presets.models import Preset, PresetFile, model_roots
 from presets.sizes import human_size
 from storage import canonical_folder
@@ -265,8 +266,6 @@ def install_missing(missing, user=None, confirmed=None):
 
     `confirmed`, when given, is the list of presets the user agreed to: nothing else is queued.
     """
-    from downloads.queue import QueueError, install
-
     outcome = {"queued": [], "already_queued": [], "already_installed": [], "refused": []}
     for preset in Planner().plan(missing)["presets"]:
         if confirmed is not None and preset["id"] not in confirmed:

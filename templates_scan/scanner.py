@@ -1,8 +1,9 @@
-"""Which model files a ComfyUI workflow needs, and whether the server has them.
+"""Which model files a ComfyUI workflow needs.
 
-Pure Python (no Django). Entry points: scan_workflow, scan_file, ModelRoots. The formats it
-reads and the choices it makes (muted nodes, subgraphs, linked widgets, metadata, unknown
-node types, unsafe paths, symlinks) are written down in docs/scanner.md.
+Pure Python (no Django). Entry points: scan_workflow, scan_file; whether the server has a file is
+storage.ModelRoots' answer. The formats it reads and the choices it makes (muted nodes, subgraphs,
+linked widgets, metadata, unknown node types, unsafe paths, symlinks) are written down in
+docs/scanner.md.
 """
 
 from __future__ import annotations

@@ -323,3 +323,21 @@ def test_a_refresh_that_changed_nothing_toasts_only_the_staff_who_asked(browser,
             context.close()
     finally:
         app.stop()
+
+
+def test_an_install_answer_arriving_after_the_worker_started_does_not_set_the_card_back_to_queued(page, server):
+    # The socket's "downloading" can overtake the install request's own answer ("queued") on a
+    # busy machine; the card then said queued through the whole download.
+    server.always("/SLOW_MODEL.safetensors", Fault(trickle=(25_000, 0.1)))
+    slow = card(page, "SLOW_MODEL")
+
+    def answer_late(route):
+        answer = route.fetch()
+        expect(slow).to_have_attribute("data-status", "downloading")  # told by the socket first
+        route.fulfill(response=answer)
+
+    page.route("**/api/presets/SLOW_MODEL/install", answer_late)
+    slow.get_by_role("button", name="Install").click()
+    expect(page.locator("#toasts")).to_contain_text("SLOW_MODEL queued")
+    time.sleep(1)
+    expect(slow).to_have_attribute("data-status", "downloading", timeout=1_000)

@@ -217,6 +217,7 @@ function modelsPage(canRefresh) {
     },
 
     async act(preset, action, query = "") {
+      const before = preset.status;
       const response = await fetch(`/api/presets/${encodeURIComponent(preset.id)}/${action}${query}`, {
         method: "POST",
         headers: { "X-CSRFToken": csrfToken() },
@@ -229,7 +230,9 @@ function modelsPage(canRefresh) {
       if (action === "install") {
         showToast("info", data.status === "installed" ? `${preset.name} is already installed` : `${preset.name} queued`);
       }
-      preset.status = data.status === "cancelled" ? "available" : data.status;
+      // The socket may have told newer news while this answer was on its way (the worker took
+      // the job up): that stands; the answer only fills in when nothing came meanwhile.
+      if (preset.status === before) preset.status = data.status === "cancelled" ? "available" : data.status;
       return data;
     },
 

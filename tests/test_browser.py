@@ -333,7 +333,8 @@ def test_an_install_answer_arriving_after_the_worker_started_does_not_set_the_ca
 
     def answer_late(route):
         answer = route.fetch()
-        expect(slow).to_have_attribute("data-status", "downloading")  # told by the socket first
+        # told by the socket first: as long as a busy machine's worker takes to start the job
+        expect(slow).to_have_attribute("data-status", "downloading", timeout=60_000)
         route.fulfill(response=answer)
 
     page.route("**/api/presets/SLOW_MODEL/install", answer_late)

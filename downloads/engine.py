@@ -105,6 +105,10 @@ class Options:
     chunk_size, buffer_chunks: the most bytes one network read hands over, and how many such
         chunks may wait for the disk; memory use stays under chunk_size * (buffer_chunks + 2).
     disk_reserve: bytes to leave free on the target filesystem.
+    connections: the most connections one file is fetched over (byte ranges in parallel); 1
+        fetches every file over a single stream.
+    huggingface_hosts: hosts whose `resolve` answers carry X-Linked-Size and X-Linked-Etag (the
+        exact size and sha256 of the file it redirects to); these fill in what the spec lacks.
     """
 
     sources: Sources = field(default_factory=Sources)
@@ -114,6 +118,8 @@ class Options:
     disk_reserve: int = 0
     max_redirects: int = 10
     user_agent: str = USER_AGENT
+    connections: int = 8
+    huggingface_hosts: tuple[str, ...] = ("huggingface.co", "hf.co")
 
 
 @dataclass(frozen=True)
@@ -133,9 +139,14 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Result:
+    """A verified file; source_size and source_sha256: what its source declared (X-Linked-Size
+    and X-Linked-Etag from a Hugging Face host, or the length a server announced), or None."""
+
     size: int
     sha256: str
     resumed_from: int = 0
+    source_size: int | None = None
+    source_sha256: str | None = None
 
 
 class StopSource(Protocol):
@@ -202,7 +213,8 @@ class DownloadError(Exception):
         self.args = (self.message,)
 
 
-ProgressCallback = Callable[[int, "int | None"], None]
+# on_progress(bytes done, file size or None, connections in use)
+ProgressCallback = Callable[[int, "int | None", int], None]
 RetryCallback = Callable[[int, int, float, str], None]
 
 
@@ -345,7 +357,7 @@ def _attempt(spec, *, session, control, on_progress, options) -> Result:
         if response.status_code == 416 and offset:
             _accept_complete_part(response, spec, part, offset)
             if on_progress:
-                on_progress(offset, offset)
+                on_progress(offset, offset, 1)
             return _finish(spec, part, offset, hasher, resumed_from=offset, sync_part=True)
         start, length = _accept(response, spec, offset, validator, host, options)
         total = length if length is not None else spec.expected_size
@@ -628,7 +640,7 @@ def _receive(exchange, spec, part, start, total, hasher, control, on_progress, o
     try:
         with open(part, "ab" if start else "wb") as out:
             if on_progress:
-                on_progress(position, total)
+                on_progress(position, total, 1)
             while True:
                 try:
                     data = exchange.get(control)
@@ -647,7 +659,7 @@ def _receive(exchange, spec, part, start, total, hasher, control, on_progress, o
                     _start_writeback(out.fileno(), written_back, position - written_back)
                     written_back = position
                 if on_progress:
-                    on_progress(position, total)
+                    on_progress(position, total, 1)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:

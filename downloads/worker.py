@@ -221,7 +221,7 @@ class ProgressRecorder:
         self.speed = SpeedMeter()
         self.after_retry = False
 
-    def __call__(self, downloaded, total):
+    def __call__(self, downloaded, total, connections=1):
         if self.after_retry:
             self.after_retry = False
             self.transferring_again()

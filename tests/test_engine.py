@@ -117,7 +117,7 @@ def test_download_verifies_and_renames_into_place(server, served, spec):
 def test_dest_only_appears_once_complete(served, spec):
     seen = []
 
-    def on_progress(done, total):
+    def on_progress(done, total, connections):
         seen.append((done, total, spec.dest.exists(), part_path(spec.dest).exists()))
 
     download(spec, on_progress=on_progress, policy=FAST, options=SMALL)
@@ -528,7 +528,7 @@ def test_pause_on_a_trickling_server_is_quick_and_resume_continues(server, serve
     control = Control()
     asked = {}
 
-    def on_progress(done, total):
+    def on_progress(done, total, connections):
         if done >= 16 * 1024 and "when" not in asked:
             asked["when"] = pause_later(control, 0.3)
 
@@ -555,7 +555,7 @@ def test_cancel_stops_and_leaves_the_part_to_the_caller(server, spec):
     control = Control()
     asked = {}
 
-    def on_progress(done, total):
+    def on_progress(done, total, connections):
         if done >= 16 * 1024 and "when" not in asked:
             asked["when"] = pause_later(control, 0.2, "cancel")
 
@@ -620,7 +620,7 @@ MB = 1 << 20
 def pause_at(control, at_least):
     """on_progress that pauses once the .part holds `at_least` bytes."""
 
-    def on_progress(done, total):
+    def on_progress(done, total, connections):
         if done >= at_least:
             control.pause()
 

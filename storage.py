@@ -9,6 +9,7 @@ one of those directories. A NEW download always goes to ``<model root>/<folder>/
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -140,9 +141,109 @@ def validator_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.if-range")
 
 
+def ranges_path(dest: Path) -> Path:
+    """Where the byte ranges already in ``<dest>.part`` are kept when it is fetched over several
+    connections: ``.<name>.ranges``. Such a .part has the file's full size from the start (holes
+    included), so only this record says what it holds; without it the .part is a plain prefix.
+    Written before the .part is grown to full size, and deleted after it (`remove_partial`)."""
+    return dest.with_name(f".{dest.name}.ranges")
+
+
+@dataclass(frozen=True)
+class RangesRecord:
+    """What ``.<name>.ranges`` says: the file's size and the [start, end) ranges on disk.
+
+    same_boot: written since the machine last started. After a reboot the ranges written last
+    may not have reached the disk (the record is kept current, the data is synced at the end).
+    """
+
+    size: int
+    done: tuple[tuple[int, int], ...]
+    same_boot: bool
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(end - start for start, end in self.done)
+
+    @property
+    def prefix(self) -> int:
+        """The bytes done from the start on, without a gap."""
+        return self.done[0][1] if self.done and self.done[0][0] == 0 else 0
+
+
+def read_ranges(dest: Path) -> RangesRecord | None:
+    """The record of ``<dest>.part``'s ranges, or None when there is none or it is unreadable
+    (a planted symbolic link is not followed)."""
+    try:
+        fd = os.open(ranges_path(dest), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            data = json.loads(fh.read(1 << 20))
+        size = int(data["size"])
+        done = tuple((int(start), int(end)) for start, end in data["done"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if any(not 0 <= start < end <= size for start, end in done):
+        return None
+    return RangesRecord(size=size, done=done, same_boot=data.get("boot") == _boot_id())
+
+
+def write_ranges(dest: Path, size: int, done: Iterable[tuple[int, int]], *, durable: bool = False) -> None:
+    """Replace the record of ``<dest>.part``'s ranges in one step (a crash leaves the old one or
+    the new one). durable: also fsync it and its folder, for the record that must exist before
+    the .part grows to full size."""
+    path = ranges_path(dest)
+    temporary = path.with_name(path.name + ".new")
+    text = json.dumps({"size": size, "done": [list(pair) for pair in done], "boot": _boot_id()})
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        os.write(fd, text.encode())
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def partial_bytes(dest: Path) -> int:
+    """How much of `dest` a download under way holds on disk (0 when none is under way)."""
+    record = read_ranges(dest)
+    if record is not None:
+        return record.done_bytes
+    try:
+        return part_path(dest).stat().st_size
+    except OSError:
+        return 0
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new name in `path` durable."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def remove_partial(dest: Path) -> None:
-    """Delete the .part of `dest` and the record of its version."""
-    for path in (part_path(dest), validator_path(dest)):
+    """Delete the .part of `dest`, then the records of its version and ranges (in that order: a
+    full-size .part never stays without the record of what it holds)."""
+    for path in (part_path(dest), validator_path(dest), ranges_path(dest)):
         path.unlink(missing_ok=True)
 
 

@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
@@ -37,10 +37,22 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from downloads.sources import Sources, host_of
+from downloads.ranges import Plan, Segment
+from downloads.sources import Sources, host_matches, host_of
 from presets.catalogue import unsafe_url_reason
 from presets.sizes import human_size
-from storage import part_path, remove_partial, validator_path
+from storage import (
+    NAME_MAX,
+    RangesRecord,
+    fsync_dir,
+    part_path,
+    partial_bytes,
+    ranges_path,
+    read_ranges,
+    remove_partial,
+    validator_path,
+    write_ranges,
+)
 
 VERSION = "1.0"
 USER_AGENT = f"presetsite/{VERSION}"
@@ -48,6 +60,9 @@ USER_AGENT = f"presetsite/{VERSION}"
 # Chunks are hashed and written in slices of this size: large write() calls are several times
 # slower on Linux page cache than 64 KiB ones, and a slice hashed then written stays in CPU cache.
 _WRITE_SLICE = 64 << 10
+
+# The prefix hasher reads back this much at a time.
+_HASH_BLOCK = 1 << 20
 
 # Every this many bytes, writeback of the new data is started (see _start_writeback).
 _WRITEBACK_STEP = 32 << 20
@@ -58,6 +73,7 @@ POLL_INTERVAL = 0.25
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _QUERY = re.compile(r"\?[^\s'\"<>()]*")
 
 # A download whose server sent no length is accepted against the catalogue's approximate size
@@ -87,6 +103,7 @@ class FileSpec:
     sha256: str | None = None
     label: str | None = None
     approx_size: int | None = None
+    declared_by: str | None = None  # who gave expected_size and sha256, when not the catalogue
 
     @property
     def name(self) -> str:
@@ -106,7 +123,8 @@ class Options:
         chunks may wait for the disk; memory use stays under chunk_size * (buffer_chunks + 2).
     disk_reserve: bytes to leave free on the target filesystem.
     connections: the most connections one file is fetched over (byte ranges in parallel); 1
-        fetches every file over a single stream.
+        fetches every file over a single stream, and so does a file smaller than
+        single_stream_below. min_piece: the smallest range handed to a connection.
     huggingface_hosts: hosts whose `resolve` answers carry X-Linked-Size and X-Linked-Etag (the
         exact size and sha256 of the file it redirects to); these fill in what the spec lacks.
     """
@@ -120,6 +138,8 @@ class Options:
     user_agent: str = USER_AGENT
     connections: int = 8
     huggingface_hosts: tuple[str, ...] = ("huggingface.co", "hf.co")
+    single_stream_below: int = 32 << 20
+    min_piece: int = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -238,18 +258,27 @@ def download(
     """
     own_session = session is None
     session = session or credential_free_session()
-    part = part_path(spec.dest)
     failures = 0
     backoff = policy.backoff_initial
     try:
         while True:
-            size_before = _file_size(part)
+            size_before = partial_bytes(spec.dest)
             try:
-                return fetch(spec, session=session, control=control, on_progress=on_progress, options=options)
+                return fetch(
+                    spec,
+                    session=session,
+                    control=control,
+                    on_progress=on_progress,
+                    on_retry=on_retry,
+                    policy=policy,
+                    options=options,
+                )
             except DownloadError as error:
                 if not error.retryable:
                     raise
-                if _file_size(part) - size_before >= max(1, policy.progress_threshold):
+                if isinstance(error, RangesUnsupported):
+                    options = replace(options, connections=1)
+                if partial_bytes(spec.dest) - size_before >= max(1, policy.progress_threshold):
                     failures, backoff = 0, policy.backoff_initial
                 failures += 1
                 if failures >= policy.max_attempts:
@@ -296,6 +325,10 @@ def credential_free_session() -> requests.Session:
     """
     session = requests.Session()
     session.auth = _as_given
+    # One pooled connection per parallel range, kept alive from one piece to the next.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -309,9 +342,15 @@ def fetch(
     session: requests.Session,
     control: StopSource | None = None,
     on_progress: ProgressCallback | None = None,
+    on_retry: RetryCallback | None = None,
+    policy: RetryPolicy = RetryPolicy(),
     options: Options = Options(),
 ) -> Result:
     """One attempt: resume or start ``<dest>.part``, stream, verify, rename into place.
+
+    A file of known length, from a server that honours Range, is fetched over up to
+    options.connections connections (see `_Ranges`); within the attempt a failed range is
+    retried by `policy`, on_retry being told when no connection is left transferring.
 
     Raises DownloadError (see its `retryable`) or Stopped. A size or sha256 mismatch deletes
     the .part: the next attempt starts from zero. Such a mismatch is retryable only when the
@@ -320,61 +359,138 @@ def fetch(
     again would not change that. Every DownloadError's message starts with the file's name.
     """
     try:
-        return _attempt(spec, session=session, control=control, on_progress=on_progress, options=options)
+        return _attempt(
+            spec,
+            session=session,
+            control=control,
+            on_progress=on_progress,
+            on_retry=on_retry,
+            policy=policy,
+            options=options,
+        )
     except DownloadError as error:
         error.name_file(spec.name)
         raise
 
 
-def _attempt(spec, *, session, control, on_progress, options) -> Result:
+def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) -> Result:
     _check_url(spec.url, options)
     part = part_path(spec.dest)
     try:
         part.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create {part.parent}: {exc.strerror}", retryable=False) from None
-    offset = _file_size(part)
-    validator = _read_validator(spec.dest) if offset else None
+    record = _usable_ranges(spec, part, options)
+    offset = record.prefix if record else _file_size(part)
+    validator = _read_validator(spec.dest) if offset or record else None
     if (spec.expected_size is not None and offset > spec.expected_size) or (
-        offset and validator is None and not spec.sha256
+        (offset or record) and validator is None and not spec.sha256
     ):
         # Too long, or of an unknown version (left by an older presetsite, or its validator
         # could not be written) with no sha256 to catch a splice: start again.
         remove_partial(spec.dest)
-        offset = 0
+        offset, record = 0, None
     hasher = hashlib.sha256()
-    if offset:
+    if offset and record is None:
         _hash_existing(part, offset, hasher, control, options.chunk_size)
     _check_stop(control)
 
-    exchange = _Exchange(session, spec.url, offset, validator, options)
+    exchange = _Exchange(session, spec.url, offset, validator, options, ranged=record is not None)
+    ranges = None
     try:
         try:
             response = exchange.get(control)
         except _NETWORK_ERRORS as exc:
             raise _network_error(exc, exchange.url, options) from None
         host = host_of(exchange.url)
-        if response.status_code == 416 and offset:
+        spec = _with_declared(spec, exchange)
+        if response.status_code == 416 and offset and record is None:
             _accept_complete_part(response, spec, part, offset)
             if on_progress:
                 on_progress(offset, offset, 1)
             return _finish(spec, part, offset, hasher, resumed_from=offset, sync_part=True)
         start, length = _accept(response, spec, offset, validator, host, options)
         total = length if length is not None else spec.expected_size
-        needed = None if total is None else total - start
-        _check_disk_space(spec, part, needed=needed, reclaimed=offset - start, options=options)
-        if start == 0:
-            # A new .part (or the server sent the whole file, maybe a new version, instead of
-            # the rest): its version is recorded before its first byte is written.
+        on_disk = record.done_bytes if record else offset
+        fresh = response.status_code == 200  # the whole file, maybe a new version, not the rest
+        if fresh:
+            record = None
+        elif record is not None and total != record.size:
             remove_partial(spec.dest)
-            _write_validator(spec.dest, _validator_of(response))
+            raise _FileChanged(host)
+        done_before = 0 if fresh else on_disk
+        needed = None if total is None else total - done_before
+        _check_disk_space(spec, part, needed=needed, reclaimed=on_disk - done_before, options=options)
+        if fresh:
+            # A new .part: its version is recorded before its first byte is written.
+            remove_partial(spec.dest)
+            validator = _validator_of(response)
+            _write_validator(spec.dest, validator)
             hasher = hashlib.sha256()
-        size = _receive(exchange, spec, part, start, total, hasher, control, on_progress, options)
+        if record is not None or _worth_splitting(response, spec, start, total, options):
+            ranges = _Ranges(spec, part, total, record, start, exchange, validator, hasher, session, policy, options)
+            ranges.run(control, on_progress, on_retry)
+            size = total
+        else:
+            size = _receive(exchange, spec, part, start, total, hasher, control, on_progress, options)
     finally:
         exchange.close()
+        if ranges is not None:
+            ranges.close()
     if length is None:
         _judge_unannounced_length(spec, size, start, host)
-    return _finish(spec, part, size, hasher, resumed_from=start)
+    result = _finish(spec, part, size, hasher, resumed_from=done_before)
+    declared = exchange.linked_size if exchange.linked_size is not None else length
+    return replace(result, source_size=declared, source_sha256=exchange.linked_sha256)
+
+
+def _usable_ranges(spec: FileSpec, part: Path, options: Options) -> RangesRecord | None:
+    """The ranges record of a .part fetched over several connections, when it can be trusted
+    and ranges are to be used; otherwise the .part is made a plain prefix again (or removed)."""
+    if not ranges_path(spec.dest).exists():
+        return None
+    record = read_ranges(spec.dest)
+    if record is None or _file_size(part) != record.size or (not record.same_boot and not spec.sha256):
+        # Unreadable, or not what the record describes, or the machine restarted since (the
+        # last ranges recorded may not be on disk) with no sha256 to catch that: start again.
+        remove_partial(spec.dest)
+        return None
+    if options.connections > 1:
+        return record
+    # One stream from now on (configured so, or the server stopped honouring Range): keep
+    # the prefix, which a single stream appends to.
+    try:
+        os.truncate(part, record.prefix)
+    except OSError:
+        remove_partial(spec.dest)
+        return None
+    _remove(ranges_path(spec.dest))
+    return None
+
+
+def _worth_splitting(response: requests.Response, spec: FileSpec, start: int, total: int | None, options: Options):
+    """Whether the rest of the file goes over several connections: its length is known and large
+    enough, the server honours Range (said so, or just did), and the ranges record fits the name."""
+    if options.connections < 2 or total is None or total - start < options.single_stream_below:
+        return False
+    honours_range = response.status_code == 206 or "bytes" in response.headers.get("Accept-Ranges", "").lower()
+    record_name = ranges_path(spec.dest).name + ".new"
+    return honours_range and len(os.fsencode(record_name)) <= NAME_MAX
+
+
+def _with_declared(spec: FileSpec, exchange: _Exchange) -> FileSpec:
+    """The spec with the size and sha256 a Hugging Face host declared where the catalogue gave
+    none: the download is verified against them."""
+    size = exchange.linked_size if spec.expected_size is None else None
+    sha256 = exchange.linked_sha256 if not spec.sha256 else None
+    if size is None and sha256 is None:
+        return spec
+    return replace(
+        spec,
+        expected_size=spec.expected_size if size is None else size,
+        sha256=spec.sha256 or sha256,
+        declared_by=f"{exchange.linked_host} (X-Linked-Size, X-Linked-Etag)",
+    )
 
 
 class _Exchange:
@@ -395,14 +511,33 @@ class _Exchange:
     _EOF = object()
 
     def __init__(
-        self, session: requests.Session, url: str, offset: int, validator: str | None, options: Options
+        self,
+        session: requests.Session,
+        url: str,
+        offset: int,
+        validator: str | None,
+        options: Options,
+        *,
+        ranged: bool = False,
+        end: int | None = None,
+        inbox: queue.Queue | None = None,
     ) -> None:
+        """Ask for the file from `offset` (to `end`, exclusive, if given; ranged: with a Range
+        header even from 0). Items go to `inbox` as (exchange, item) pairs: several exchanges
+        can share one, the memory bound then holding for all of them."""
         self.url = url
+        self.range_end = end  # where the body ends, once the answer says (for the ranges)
+        self.answered = False  # the answer was accepted and its body is arriving
+        self.linked_size: int | None = None
+        self.linked_sha256: str | None = None
+        self.linked_host: str | None = None
         self._session = session
         self._offset = offset
+        self._end = end
+        self._ranged = ranged or bool(offset) or end is not None
         self._validator = validator
         self._options = options
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, options.buffer_chunks))
+        self.inbox: queue.Queue = inbox or queue.Queue(maxsize=max(1, options.buffer_chunks))
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._response: requests.Response | None = None
@@ -414,7 +549,7 @@ class _Exchange:
         while True:
             _check_stop(control)
             try:
-                item = self._queue.get(timeout=POLL_INTERVAL)
+                _, item = self.inbox.get(timeout=POLL_INTERVAL)
             except queue.Empty:
                 continue
             if isinstance(item, BaseException):
@@ -422,6 +557,11 @@ class _Exchange:
             return None if item is self._EOF else item
 
     def close(self) -> None:
+        if self.stop():  # the read wakes up at once; a thread still connecting is not waited for
+            self._thread.join(timeout=POLL_INTERVAL)
+
+    def stop(self) -> bool:
+        """Wake up and end the transfer without waiting; True if a body was being read."""
         self._closed.set()
         with self._lock:
             reading = self._response is not None
@@ -430,8 +570,10 @@ class _Exchange:
                     self._response.raw.shutdown()
                 except (OSError, ValueError, RuntimeError):
                     pass  # already closed or released: nothing is blocked on it
-        if reading:  # the read wakes up at once; a thread still connecting is not waited for
-            self._thread.join(timeout=POLL_INTERVAL)
+        return reading
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         response = None
@@ -448,6 +590,9 @@ class _Exchange:
             while not self._closed.is_set():
                 data = read(size, decode_content=False)
                 if not data:
+                    # All of the body is read: the connection goes back to the pool, and the
+                    # next range asked of this host reuses it.
+                    response.raw.release_conn()
                     self._put(self._EOF)
                     return
                 self._put(data)
@@ -462,12 +607,14 @@ class _Exchange:
         """GET, following redirects by hand so a token only ever goes to its own host and each
         hop is checked against the allowed hosts before it is requested."""
         headers = {"User-Agent": self._options.user_agent, "Accept-Encoding": "identity"}
-        if self._offset:
-            headers["Range"] = f"bytes={self._offset}-"
+        if self._ranged:
+            headers["Range"] = f"bytes={self._offset}-{'' if self._end is None else self._end - 1}"
             if self._validator:
                 headers["If-Range"] = self._validator
         url, came_from = self.url, None
         for _ in range(self._options.max_redirects + 1):
+            if self._closed.is_set():
+                raise Stopped("closed")  # let go before it asked: it never asks
             _check_url(url, self._options, came_from)
             self.url = came_from = url
             hop_headers = dict(headers)
@@ -477,16 +624,29 @@ class _Exchange:
             response = self._session.get(
                 url, headers=hop_headers, stream=True, allow_redirects=False, timeout=self._options.timeout
             )
+            self._note_linked(url, response)
             if not response.is_redirect:
                 return response
             response.close()
             url = urljoin(url, response.headers["Location"])
         raise DownloadError(f"too many redirects from {_display(self.url)}", retryable=False)
 
+    def _note_linked(self, url: str, response: requests.Response) -> None:
+        """Keep X-Linked-Size and X-Linked-Etag from a Hugging Face host: the exact size and the
+        sha256 (the ETag of an LFS file) of what its `resolve` URL redirects to."""
+        if not host_matches(host_of(url), self._options.huggingface_hosts):
+            return
+        size = _int_header(response.headers.get("X-Linked-Size"))
+        etag = response.headers.get("X-Linked-Etag", "").strip().removeprefix("W/").strip('"').lower()
+        if size is not None and size >= 0:
+            self.linked_size, self.linked_host = size, host_of(url)
+        if _SHA256.fullmatch(etag):
+            self.linked_sha256, self.linked_host = etag, host_of(url)
+
     def _put(self, item) -> None:
         while not self._closed.is_set():
             try:
-                self._queue.put(item, timeout=POLL_INTERVAL)
+                self.inbox.put((self, item), timeout=POLL_INTERVAL)
                 return
             except queue.Full:
                 continue
@@ -669,6 +829,324 @@ def _receive(exchange, spec, part, start, total, hasher, control, on_progress, o
     return position
 
 
+class RangesUnsupported(DownloadError):
+    """The server stopped honouring Range, or sent the wrong range: the rest comes over one
+    stream (download() retries with a single connection, the .part keeping its prefix)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message + "; going on over one connection", retryable=True)
+
+
+class _FileChanged(DownloadError):
+    def __init__(self, host: str) -> None:
+        message = f"the file on {host} changed since the download began; starting again from zero"
+        super().__init__(message, retryable=True)
+
+
+# How often the ranges on disk are recorded next to the .part while they change.
+RECORD_INTERVAL = POLL_INTERVAL
+
+
+class _Ranges:
+    """The rest of a file over several connections, each fetching byte ranges into the one .part
+    at their offsets (`downloads.ranges.Plan` says who fetches what).
+
+    Only the caller's thread writes, keeps the plan and runs callbacks. The exchanges' threads do
+    the network I/O and share one bounded inbox, so memory stays within about chunk_size *
+    (buffer_chunks + connections) whatever the file size. The ranges on disk are recorded next
+    to the .part every RECORD_INTERVAL and on every stop, so a resume after a pause or a kill -9
+    fetches again only what was in flight. A thread hashes the done prefix as it grows (reading
+    back what was just written, from the page cache), so the sha256 is ready soon after the
+    last byte. A range that fails is retried after the policy's backoff; a failure counts
+    against the file's attempts only when no range made progress since the last one.
+    """
+
+    def __init__(self, spec, part, total, record, start, first, validator, hasher, session, policy, options):
+        self.spec, self.part, self.session, self.policy, self.options = spec, part, session, policy, options
+        self.url = first.url  # where the redirects led: every range is asked of it
+        self.validator = validator
+        self.host = host_of(first.url)
+        self.inbox = first.inbox
+        done = record.done if record else ([(0, start)] if start else [])
+        self.record_exists = record is not None
+        piece = Plan.piece_for(total - sum(end - begin for begin, end in done), options.connections, options.min_piece)
+        self.plan = Plan(total, done, piece=piece, min_piece=options.min_piece)
+        self.exchanges: dict[_Exchange, Segment] = {}
+        self.asked: dict[_Exchange, str] = {}
+        self.started: list[_Exchange] = []
+        self.resting: list[float] = []
+        self.failures = 0
+        self.mark = self.plan.done_bytes
+        self.saved = -1
+        self.discard = False
+        self.fd: int | None = None
+        self.hasher = _PrefixHasher(part, hasher, 0 if record else start, self.plan)
+        self.first = first
+        self.written_back = 0
+
+    def run(self, control, on_progress, on_retry) -> None:
+        try:
+            if not self.record_exists:
+                # Recorded before the .part grows to full size: a full-size .part never lacks it.
+                write_ranges(self.spec.dest, self.plan.size, self.plan.done(), durable=True)
+            self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.ftruncate(self.fd, self.plan.size)
+        except OSError as exc:
+            raise _write_error(exc, self.part, False) from None
+        self.hasher.start()
+        first = self.plan.take()
+        self._attach(self.first, first, self.spec.url)
+        self._fill()
+        saved_at = 0.0
+        while not self.plan.complete:
+            _check_stop(control)
+            try:
+                exchange, item = self.inbox.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                pass
+            else:
+                if self._handle(exchange, item, on_retry) and on_progress:
+                    on_progress(self.plan.done_bytes, self.plan.size, len(self.exchanges))
+            self._fill()
+            if time.monotonic() - saved_at >= RECORD_INTERVAL:
+                self._save()
+                saved_at = time.monotonic()
+        self._close_exchanges()
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _write_error(exc, self.part, True) from None
+        while not self.hasher.wait(POLL_INTERVAL):
+            _check_stop(control)
+        if self.hasher.error is not None:
+            raise _write_error(self.hasher.error, self.part, True)
+
+    def close(self) -> None:
+        """Stop every connection and the hasher, and record what is on disk (or, for a file
+        that changed on the server, delete it)."""
+        self._close_exchanges()
+        self.hasher.stop()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.discard:
+            remove_partial(self.spec.dest)
+        elif not self.plan.complete:
+            self._save()
+
+    def _handle(self, exchange, item, on_retry) -> bool:
+        """Act on one item from an exchange; True when bytes were written."""
+        segment = self.exchanges.get(exchange)
+        if segment is None:
+            return False  # from an exchange already let go
+        try:
+            if isinstance(item, requests.Response):
+                self._check(exchange, segment, item)
+            elif isinstance(item, BaseException):
+                if isinstance(item, DownloadError):
+                    raise item
+                position = (segment.pos, self.plan.size, False)
+                raise _network_error(item, exchange.url, self.options, position if exchange.answered else None)
+            elif item is _Exchange._EOF:
+                if segment.pos < exchange.range_end:
+                    raise DownloadError(_lost(exchange.url, segment.pos, self.plan.size), retryable=True)
+                self._let_go(exchange, segment)  # the server sent a shorter range than asked
+            else:
+                self._write(exchange, segment, item)
+                return True
+        except (RangesUnsupported, _FileChanged):
+            raise
+        except DownloadError as error:
+            self._failed(exchange, segment, error, on_retry)
+        return False
+
+    def _check(self, exchange, segment, response) -> None:
+        """A range's answer must be that range of the same version of the file."""
+        status = response.status_code
+        if status in (403, 410) and self.asked[exchange] != self.spec.url:
+            self._resolve_again(exchange, segment)
+            return
+        if status == 200:
+            if self.validator and not _same_version(response, self.validator):
+                self.discard = True
+                raise _FileChanged(self.host)
+            raise RangesUnsupported(f"{self.host} sent the whole file when asked for bytes {segment.pos:,} on")
+        if status != 206:
+            raise _status_error(response, host_of(exchange.url), self.options)
+        content_range = response.headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.match(content_range)
+        length = _int_header(response.headers.get("Content-Length"))
+        if (
+            not match
+            or int(match[1]) != segment.pos
+            or match[3] != str(self.plan.size)
+            or not int(match[1]) <= int(match[2]) < self.plan.size
+            or (length is not None and length != int(match[2]) - int(match[1]) + 1)
+        ):
+            raise RangesUnsupported(
+                f"{self.host} sent the wrong part of the file when asked for bytes {segment.pos:,} on"
+                f" (Content-Range {content_range!r})"
+            )
+        if self.validator and not _same_version(response, self.validator):
+            self.discard = True
+            raise _FileChanged(self.host)
+        exchange.range_end = int(match[2]) + 1
+        exchange.answered = True
+        if self.asked[exchange] == self.spec.url:
+            self.url = exchange.url  # resolved again: the new signed URL serves the others
+
+    def _write(self, exchange, segment, data) -> None:
+        view = memoryview(data)[: segment.left]
+        try:
+            for cut in range(0, len(view), _WRITE_SLICE):
+                piece = view[cut : cut + _WRITE_SLICE]
+                os.pwrite(self.fd, piece, segment.pos + cut)
+        except OSError as exc:
+            raise _write_error(exc, self.part, True) from None
+        self.plan.wrote(segment, len(view))
+        self.hasher.grown()
+        if self.plan.done_bytes - self.written_back >= _WRITEBACK_STEP:
+            _start_writeback(self.fd, 0, 0)
+            self.written_back = self.plan.done_bytes
+        if segment.left == 0:
+            self._let_go(exchange, segment)
+
+    def _failed(self, exchange, segment, error: DownloadError, on_retry) -> None:
+        self._let_go(exchange, segment)
+        if not error.retryable:
+            raise error
+        done = self.plan.done_bytes
+        if done - self.mark >= max(1, self.policy.progress_threshold):
+            self.failures = 0
+        self.mark = done
+        self.failures += 1
+        if self.failures >= self.policy.max_attempts:
+            error.retryable = False  # the attempts were spent here, range by range
+            raise error
+        if error.retry_after is not None:
+            delay = min(error.retry_after, self.policy.retry_after_max)
+        else:
+            delay = min(self.policy.backoff_initial * 2 ** (self.failures - 1), self.policy.backoff_max)
+        self.resting.append(time.monotonic() + delay)
+        if on_retry and not self.exchanges:  # nothing is transferring: the file waits
+            on_retry(self.failures + 1, self.policy.max_attempts, delay, f"{self.spec.name}: {error.message}")
+
+    def _resolve_again(self, exchange, segment) -> None:
+        """The signed URL the redirects led to expired: ask the original URL again (tokens only
+        to their own hosts, as ever) and go on from the ranges done."""
+        asked = self.asked[exchange]
+        self._let_go(exchange, segment)
+        if asked != self.url:
+            return  # resolved again since this range was asked: _fill uses the new URL
+        if self.spec.url not in self.asked.values():
+            self._attach(None, self.plan.take(), self.spec.url)
+        else:
+            self.resting.append(time.monotonic() + POLL_INTERVAL)  # another range is resolving
+
+    def _fill(self) -> None:
+        """Hand work to every free connection."""
+        now = time.monotonic()
+        self.resting = [until for until in self.resting if until > now]
+        while len(self.exchanges) + len(self.resting) < self.options.connections:
+            segment = self.plan.take()
+            if segment is None:
+                return
+            self._attach(None, segment, self.url)
+
+    def _attach(self, exchange, segment, url) -> None:
+        if segment is None:
+            return
+        if exchange is None:
+            exchange = _Exchange(
+                self.session, url, segment.pos, self.validator, self.options, end=segment.end, inbox=self.inbox
+            )
+        else:  # the first exchange, asked for the whole rest of the file
+            exchange.range_end, exchange.answered = self.plan.size, True
+        self.exchanges[exchange] = segment
+        self.asked[exchange] = url
+        self.started.append(exchange)
+
+    def _let_go(self, exchange, segment) -> None:
+        """The exchange no longer fetches for the plan. One that has sent exactly its range ends
+        by itself, and its connection goes back to the pool for the next range."""
+        del self.exchanges[exchange]
+        del self.asked[exchange]
+        self.plan.release(segment)
+        if exchange.range_end != segment.pos or exchange is self.first:
+            exchange.close()
+
+    def _close_exchanges(self) -> None:
+        """Stop them all at once, then wait for them together: pause takes well under a second."""
+        reading = [exchange for exchange in self.started if exchange.stop()]
+        deadline = time.monotonic() + POLL_INTERVAL
+        for exchange in reading:
+            exchange.join(max(0.0, deadline - time.monotonic()))
+        self.started.clear()
+        self.exchanges.clear()
+        self.asked.clear()
+
+    def _save(self) -> None:
+        if self.plan.done_bytes == self.saved:
+            return
+        try:
+            write_ranges(self.spec.dest, self.plan.size, self.plan.done())
+        except OSError as exc:
+            raise _write_error(exc, ranges_path(self.spec.dest), True) from None
+        self.saved = self.plan.done_bytes
+
+
+class _PrefixHasher:
+    """Feeds the sha256 with the .part from `hashed` on, as the done prefix grows, on a thread of
+    its own (hashlib lets go of the GIL for large buffers)."""
+
+    def __init__(self, part: Path, hasher, hashed: int, plan: Plan) -> None:
+        self.part, self.hasher, self.hashed, self.plan = part, hasher, hashed, plan
+        self.error: OSError | None = None
+        self._grown = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="download-hasher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def grown(self) -> None:
+        self._grown.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the whole file is hashed (or hashing failed) within `timeout` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._grown.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            fd = os.open(self.part, os.O_RDONLY)
+        except OSError as exc:
+            self.error = exc
+            return
+        try:
+            while self.hashed < self.plan.size and not self._stopping.is_set():
+                ready = self.plan.prefix - self.hashed
+                if ready <= 0:
+                    self._grown.wait(0.05)
+                    self._grown.clear()
+                    continue
+                data = os.pread(fd, min(ready, _HASH_BLOCK), self.hashed)
+                if not data:
+                    raise OSError(errno.EIO, "the .part is shorter than the ranges written to it")
+                self.hasher.update(data)
+                self.hashed += len(data)
+        except OSError as exc:
+            self.error = exc
+        finally:
+            os.close(fd)
+
+
 def _judge_unannounced_length(spec: FileSpec, size: int, start: int, host: str) -> None:
     """A body sent with no length ends when the connection closes, whether it was cut or not.
 
@@ -721,10 +1199,11 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
             with open(part, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(part, spec.dest)
-        _fsync_dir(spec.dest.parent)
+        fsync_dir(spec.dest.parent)
     except OSError as exc:
         raise _write_error(exc, spec.dest, False) from None
     _remove(validator_path(spec.dest))
+    _remove(ranges_path(spec.dest))
     return Result(size=size, sha256=digest, resumed_from=resumed_from)
 
 
@@ -949,13 +1428,3 @@ def _remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

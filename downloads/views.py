@@ -1,7 +1,6 @@
 """The JSON API of what users download: install, pause, resume, cancel, retry, the queue's state,
 and the presets as the models page shows them (on disk or not, and how their last download went)."""
 
-import os
 
 from django.conf import settings
 from django.db.models import Max
@@ -13,7 +12,7 @@ from accounts.params import query_flag
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
-from storage import new_download_path, part_path
+from storage import new_download_path, partial_bytes
 
 
 def _preset_or_404(preset_id):
@@ -125,10 +124,7 @@ def latest_jobs(user, preset_ids=None):
 
 def part_size(path):
     """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
-    try:
-        return os.stat(part_path(new_download_path(settings.MODEL_BASE_PATH, path))).st_size
-    except OSError:
-        return 0
+    return partial_bytes(new_download_path(settings.MODEL_BASE_PATH, path))
 
 
 def preset_status(installed, job):

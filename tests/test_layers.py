@@ -32,6 +32,7 @@ SIDEWAYS = {
 PLAIN_PYTHON = (
     "storage",
     "downloads.engine",
+    "downloads.ranges",
     "downloads.sources",
     "templates_scan.scanner",
     "templates_scan.loaders",

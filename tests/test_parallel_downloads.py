@@ -1,0 +1,274 @@
+"""One file over several connections: byte ranges in parallel into one .part, against the real local
+fault server (no network mocks). Runs without Django: `pytest tests/test_parallel_downloads.py -p no:django`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+
+import pytest
+
+from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download
+from storage import part_path, ranges_path, read_ranges, validator_path, write_ranges
+from tests.faultserver import Fault, file_sha256
+
+pytestmark = pytest.mark.timeout(60)
+
+MB = 1 << 20
+SIZE = 8 * MB
+FAST = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, progress_threshold=1)
+# Four connections, ranges of 256 KiB: a file of 8 MiB makes 32 of them.
+PARALLEL = Options(connections=4, single_stream_below=MB, min_piece=256 * 1024, chunk_size=64 * 1024, timeout=(5, 5))
+RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+@pytest.fixture
+def served(server):
+    return server.add_file("/big.bin", SIZE)
+
+
+@pytest.fixture
+def spec(server, served, tmp_path):
+    return FileSpec(url=server.url("/big.bin"), dest=tmp_path / "checkpoints" / "big.bin", sha256=served.sha256)
+
+
+class Progress:
+    """on_progress recorder: what the job's figures would show."""
+
+    def __init__(self, control=None, pause_at=None, reason="pause"):
+        self.calls = []
+        self.control, self.pause_at, self.reason = control, pause_at, reason
+        self.paused_at = None
+
+    def __call__(self, done, total, connections):
+        self.calls.append((done, total, connections))
+        if self.pause_at is not None and done >= self.pause_at and self.paused_at is None:
+            self.paused_at = time.monotonic()
+            getattr(self.control, self.reason)()
+
+    @property
+    def most_connections(self):
+        return max(call[2] for call in self.calls)
+
+
+def ranges_asked(server, path="/big.bin"):
+    """(start, end or None) of each Range request to `path`, in order."""
+    asked = []
+    for request in server.requests_for(path):
+        match = RANGE.fullmatch(request.range or "")
+        if match:
+            asked.append((int(match[1]), int(match[2]) + 1 if match[2] else None))
+    return asked
+
+
+def assert_complete(result, spec, served):
+    assert result.size == served.size
+    assert result.sha256 == file_sha256(spec.dest) == served.sha256
+    for leftover in (part_path(spec.dest), ranges_path(spec.dest), validator_path(spec.dest)):
+        assert not leftover.exists()
+
+
+def test_a_large_file_comes_over_several_connections_into_one_verified_file(server, served, spec):
+    progress = Progress()
+
+    result = download(spec, on_progress=progress, policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert progress.most_connections == 4
+    assert progress.calls[-1][:2] == (SIZE, SIZE)
+    asked = ranges_asked(server)
+    assert len(asked) == 32 - 1  # the first request, without Range, brought the first range
+    assert all(end is not None and end - start <= 256 * 1024 for start, end in asked)
+    done = [(0, 256 * 1024)] + sorted(asked)
+    assert all(a_end == b_start for (_, a_end), (b_start, _) in zip(done, done[1:], strict=False))
+
+
+def test_the_connections_are_kept_alive_from_one_range_to_the_next(server, served, spec):
+    download(spec, policy=FAST, options=PARALLEL)
+
+    peers = {request.peer for request in server.requests_for("/big.bin")}
+    assert len(peers) <= 4 + 1  # one per connection, and the first request's own
+
+
+def test_a_small_file_uses_one_stream(server, tmp_path):
+    small = server.add_file("/small.bin", MB - 1)
+    spec = FileSpec(url=server.url("/small.bin"), dest=tmp_path / "small.bin", sha256=small.sha256)
+
+    download(spec, policy=FAST, options=PARALLEL)
+
+    assert [request.range for request in server.requests_for("/small.bin")] == [None]
+
+
+def test_one_connection_configured_means_one_stream(server, served, spec):
+    result = download(spec, policy=FAST, options=Options(connections=1, single_stream_below=MB))
+
+    assert_complete(result, spec, served)
+    assert len(server.requests_for("/big.bin")) == 1
+
+
+def test_a_failing_range_is_retried_while_the_others_go_on(server, served, spec):
+    server.script("/big.bin", None, None, Fault(status=500), None, Fault(reset_after=10_000), Fault(delay=2))
+    impatient = dataclasses.replace(PARALLEL, timeout=(5, 1))
+
+    result = download(spec, policy=FAST, options=impatient)
+
+    assert_complete(result, spec, served)
+    asked = ranges_asked(server)
+    failed = [asked[1], asked[3], asked[4]]  # the first request, without Range, is not listed
+    for start, end in failed:
+        assert any(start <= again < end for again, _ in asked[5:])  # what each left undone was asked again
+
+
+def test_a_range_that_fails_every_time_fails_the_file_after_the_policy_s_attempts(server, served, spec):
+    server.always("/big.bin", Fault(status=503))
+    server.script("/big.bin", None)  # the first request behaves, every range after it fails
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=PARALLEL)
+
+    assert "HTTP 503" in caught.value.message
+    assert len(server.requests_for("/big.bin")) <= 1 + 4 + FAST.max_attempts
+    assert read_ranges(spec.dest).done_bytes > 0  # what came is kept for a later resume
+
+
+def test_a_server_that_ignores_range_on_a_later_request_is_finished_over_one_stream(server, served, spec):
+    server.script("/big.bin", None, None, Fault(ignore_range=True))
+    retries = []
+
+    result = download(spec, on_retry=lambda *call: retries.append(call), policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert "going on over one connection" in retries[0][3]
+    last = server.requests_for("/big.bin")[-1]
+    assert RANGE.fullmatch(last.range)[2] == ""  # open-ended: the single stream's resume
+
+
+def test_a_wrong_content_range_is_caught_before_a_byte_of_it_is_written(server, served, spec):
+    server.script("/big.bin", None, None, Fault(content_range_shift=4096))
+    retries = []
+
+    result = download(spec, on_retry=lambda *call: retries.append(call), policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert "wrong part of the file" in retries[0][3]
+
+
+def test_pause_stops_every_connection_within_a_second_and_resume_fetches_only_the_rest(server, served, spec):
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))  # ~800 kB/s per connection
+    control = Control()
+    progress = Progress(control, pause_at=2 * MB)
+
+    with pytest.raises(Stopped):
+        download(spec, control=control, on_progress=progress, policy=FAST, options=PARALLEL)
+
+    assert time.monotonic() - progress.paused_at < 1.0
+    record = read_ranges(spec.dest)
+    assert 2 * MB <= record.done_bytes < SIZE
+    assert part_path(spec.dest).stat().st_size == SIZE  # holes and all: only the record says what is there
+    server.always("/big.bin", None)
+    before = len(server.requests_for("/big.bin"))
+
+    result = download(spec, policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == record.done_bytes
+    resumed = ranges_asked(server)[before - 1 :]
+    assert all(not (a <= start < b) for start, _ in resumed for a, b in record.done)
+
+
+def test_cancel_stops_every_connection_within_a_second(server, served, spec):
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))
+    control = Control()
+    progress = Progress(control, pause_at=MB, reason="cancel")
+
+    with pytest.raises(Stopped) as caught:
+        download(spec, control=control, on_progress=progress, policy=FAST, options=PARALLEL)
+
+    assert caught.value.reason == "cancel"
+    assert time.monotonic() - progress.paused_at < 1.0
+    stopped = threading.active_count()
+    time.sleep(0.5)
+    assert len(server.requests_for("/big.bin")) == len(server.requests_for("/big.bin"))
+    assert threading.active_count() <= stopped
+
+
+def test_a_part_from_one_stream_resumes_over_several_connections(server, served, spec):
+    control = Control()
+    with pytest.raises(Stopped):
+        download(spec, control=control, on_progress=Progress(control, pause_at=3 * MB), options=Options(connections=1))
+    kept = part_path(spec.dest).stat().st_size
+
+    result = download(spec, policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == kept
+    assert min(start for start, _ in ranges_asked(server)) == kept
+
+
+def test_a_part_from_several_connections_resumes_over_one_from_its_prefix(server, served, spec):
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))
+    control = Control()
+    with pytest.raises(Stopped):
+        download(spec, control=control, on_progress=Progress(control, pause_at=2 * MB), options=PARALLEL)
+    prefix = read_ranges(spec.dest).prefix
+    server.always("/big.bin", None)
+    before = len(server.requests_for("/big.bin"))
+
+    result = download(spec, policy=FAST, options=Options(connections=1))
+
+    assert_complete(result, spec, served)
+    assert f"bytes={prefix}-" in [request.range for request in server.requests_for("/big.bin")[before:]]
+
+
+def test_a_record_from_before_a_restart_is_trusted_only_with_a_sha256_to_check_it(server, served, spec, tmp_path):
+    control = Control()
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))
+    with pytest.raises(Stopped):
+        download(spec, control=control, on_progress=Progress(control, pause_at=MB), options=PARALLEL)
+    server.always("/big.bin", None)
+    record = read_ranges(spec.dest)
+    text = ranges_path(spec.dest).read_text().replace(f'"boot": "{_boot_id()}"', '"boot": "another boot"')
+    ranges_path(spec.dest).write_text(text)
+    assert not read_ranges(spec.dest).same_boot
+    unchecked = FileSpec(url=spec.url, dest=spec.dest, expected_size=SIZE)
+
+    result = download(unchecked, policy=FAST, options=PARALLEL)
+
+    assert result.resumed_from == 0 < record.done_bytes
+    assert file_sha256(spec.dest) == served.sha256
+
+
+def test_a_file_replaced_on_the_server_mid_download_is_fetched_anew_not_spliced(server, served, spec):
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))
+    replaced = threading.Event()
+
+    def on_progress(done, total, connections):
+        if done >= MB and not replaced.is_set():
+            replaced.set()
+            server.always("/big.bin", None)
+            server.add_file("/big.bin", SIZE, seed=99)
+
+    unchecked = FileSpec(url=spec.url, dest=spec.dest, expected_size=SIZE)
+    result = download(unchecked, on_progress=on_progress, policy=FAST, options=PARALLEL)
+
+    new = server.files["/big.bin"]
+    assert result.sha256 == file_sha256(spec.dest) == new.sha256 != served.sha256
+
+
+def test_an_unreadable_ranges_record_starts_the_file_again(server, served, spec):
+    spec.dest.parent.mkdir(parents=True)
+    write_ranges(spec.dest, SIZE, [(0, MB)])
+    part_path(spec.dest).write_bytes(b"\0" * 100)  # not the size the record describes
+
+    result = download(spec, policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == 0
+
+
+def _boot_id():
+    with open("/proc/sys/kernel/random/boot_id") as fh:
+        return fh.read().strip()

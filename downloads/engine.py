@@ -17,6 +17,7 @@ leaving the ``.part`` in place; the caller deletes it on cancel if it wants to.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import errno
 import hashlib
@@ -591,8 +592,10 @@ class _Exchange:
                 data = read(size, decode_content=False)
                 if not data:
                     # All of the body is read: the connection goes back to the pool, and the
-                    # next range asked of this host reuses it.
-                    response.raw.release_conn()
+                    # next range asked of this host reuses it (so stop() must not touch it now).
+                    with self._lock:
+                        self._response = None
+                        response.raw.release_conn()
                     self._put(self._EOF)
                     return
                 self._put(data)
@@ -932,7 +935,8 @@ class _Ranges:
         if self.discard:
             remove_partial(self.spec.dest)
         elif not self.plan.complete:
-            self._save()
+            with contextlib.suppress(DownloadError):  # the last record saved stands
+                self._save()
 
     def _handle(self, exchange, item, on_retry) -> bool:
         """Act on one item from an exchange; True when bytes were written."""

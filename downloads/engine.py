@@ -696,7 +696,7 @@ def _accept(
     if spec.expected_size is not None and total is not None and total != spec.expected_size:
         remove_partial(spec.dest)
         raise DownloadError(
-            f"size mismatch: expected {spec.expected_size:,} bytes, {host} has {total:,}",
+            f"size mismatch: expected {spec.expected_size:,} bytes{_as_declared(spec)}, {host} has {total:,}",
             retryable=False,
         )
     return start, total
@@ -1190,12 +1190,14 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     retry = resumed_from > 0  # see fetch(): only a resumed transfer is worth restarting
     if spec.expected_size is not None and size != spec.expected_size:
         remove_partial(spec.dest)
-        raise DownloadError(f"size mismatch: expected {spec.expected_size:,} bytes, got {size:,}", retryable=retry)
+        raise DownloadError(
+            f"size mismatch: expected {spec.expected_size:,} bytes{_as_declared(spec)}, got {size:,}", retryable=retry
+        )
     digest = hasher.hexdigest()
     if spec.sha256 and digest != spec.sha256.strip().lower():
         remove_partial(spec.dest)
         raise DownloadError(
-            f"sha256 mismatch: expected {spec.sha256.strip().lower()}, got {digest}",
+            f"sha256 mismatch: expected {spec.sha256.strip().lower()}{_as_declared(spec)}, got {digest}",
             retryable=retry,
         )
     try:
@@ -1209,6 +1211,10 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     _remove(validator_path(spec.dest))
     _remove(ranges_path(spec.dest))
     return Result(size=size, sha256=digest, resumed_from=resumed_from)
+
+
+def _as_declared(spec: FileSpec) -> str:
+    return f" (as {spec.declared_by} declares)" if spec.declared_by else ""
 
 
 def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int) -> None:

@@ -1,7 +1,6 @@
 """The JSON API of what users download: install, pause, resume, cancel, retry, the queue's state,
 and the presets as the models page shows them (on disk or not, and how their last download went)."""
 
-
 from django.conf import settings
 from django.db.models import Max
 from django.http import JsonResponse

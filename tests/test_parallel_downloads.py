@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from downloads.engine import Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download
+from downloads.engine import RECORD_INTERVAL, Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download
 from storage import part_path, ranges_path, read_ranges, validator_path, write_ranges
 from tests.faultserver import Fault, file_sha256
 
@@ -23,6 +26,7 @@ FAST = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, progr
 # Four connections, ranges of 256 KiB: a file of 8 MiB makes 32 of them.
 PARALLEL = Options(connections=4, single_stream_below=MB, min_piece=256 * 1024, chunk_size=64 * 1024, timeout=(5, 5))
 RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -272,3 +276,39 @@ def test_an_unreadable_ranges_record_starts_the_file_again(server, served, spec)
 def _boot_id():
     with open("/proc/sys/kernel/random/boot_id") as fh:
         return fh.read().strip()
+
+
+KILLED_DOWNLOAD = """
+import sys
+from pathlib import Path
+from downloads.engine import FileSpec, Options, download
+url, dest, sha256 = sys.argv[1:]
+options = Options(connections=4, single_stream_below=1 << 20, min_piece=256 * 1024, chunk_size=64 * 1024)
+download(FileSpec(url=url, dest=Path(dest), sha256=sha256), options=options)
+"""
+
+
+def test_after_a_kill_9_mid_file_only_what_was_in_flight_is_fetched_again(server, served, spec):
+    rate = 16 * 1024 / 0.02  # per connection
+    server.always("/big.bin", Fault(trickle=(16 * 1024, 0.02)))
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_DOWNLOAD, spec.url, str(spec.dest), spec.sha256], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while (record := read_ranges(spec.dest)) is None or record.done_bytes < 3 * MB:
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.05)
+    finally:
+        worker.kill()
+        worker.wait()
+    server.always("/big.bin", None)
+    recorded = read_ranges(spec.dest).done_bytes
+
+    result = download(spec, policy=FAST, options=PARALLEL)
+
+    assert_complete(result, spec, served)
+    assert result.resumed_from == recorded
+    # Lost: what was received but not yet written, what was written since the last record, and
+    # what the sockets held (the server paces itself, so little).
+    in_flight = (PARALLEL.buffer_chunks + PARALLEL.connections) * PARALLEL.chunk_size
+    since_record = PARALLEL.connections * rate * RECORD_INTERVAL * 2
+    assert server.bytes_sent("/big.bin") <= SIZE + in_flight + since_record

@@ -19,6 +19,9 @@ Range requests are served properly (206 + Content-Range, 416 beyond the end), an
 each file has a strong ETag by default (and a Last-Modified date if given), and a Range whose
 If-Range no longer matches gets the whole new file with 200, as RFC 9110 says. Adding a file
 again under the same path changes it on the server (a new upload of the model).
+
+`add_hf_file` serves a file the way Hugging Face does: a `resolve` path that redirects, with
+X-Linked-Size and X-Linked-Etag, to a CDN URL whose signature expires.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 _PATTERN_LEN = 65521  # prime, so the pattern never lines up with power-of-two chunk sizes
 _EVERY_BYTE = (0, 1 << 63)
+_EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+)
 
 
 class ServedFile:
@@ -71,7 +80,7 @@ class ServedFile:
             yield self._doubled[offset : offset + n]
             position += n
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return sha256_of(self.iter(0, self.size))
 
@@ -148,6 +157,25 @@ class RecordedRequest:
         return self.headers.get("if-range")
 
 
+@dataclass
+class _HubFile:
+    """A Hugging Face `resolve` path: where it redirects and what its 302 declares."""
+
+    cdn_path: str
+    cdn_host: str
+    linked_size: int
+    linked_etag: str
+    etag: str  # the hub's own ETag (of the git pointer), not the CDN's
+    signature_lifetime: int | None
+
+
+@dataclass
+class _Signature:
+    path: str
+    lifetime: int | None
+    uses: int = 0
+
+
 class _Abort(Exception):
     """The handler dropped the connection on purpose."""
 
@@ -167,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         owner = self.server.owner
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         self._path = path
         headers = {name.lower(): value for name, value in self.headers.items()}
         owner._record(RecordedRequest("GET", path, self.headers.get("Host", ""), headers, self.client_address[:2]))
@@ -180,6 +208,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._simple(302, {**fault.headers, "Location": fault.redirect})
         elif fault.status is not None:
             self._simple(fault.status, fault.headers, fault.body)
+        elif path in owner._hub:
+            self._simple(302, owner._resolve(path))
+        elif not owner._signature_valid(path, query):
+            self._simple(403, {"Content-Type": "application/xml"}, _EXPIRED)
         elif served is None:
             self._simple(404, body=b"not found")
         else:
@@ -313,6 +345,9 @@ class FaultServer:
         self._standing: dict[str, Fault] = {}
         self._aimed: dict[str, list[tuple[int, list[Fault | None]]]] = {}
         self._sent: dict[str, int] = {}
+        self._hub: dict[str, _HubFile] = {}
+        self._signed_paths: set[str] = set()
+        self._signatures: dict[str, _Signature] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -339,6 +374,30 @@ class FaultServer:
         """Serve a file at `path` (replacing what was there); validators: see ServedFile."""
         served = ServedFile(size, seed if seed is not None else len(self.files), **validators)
         self.files[path] = served
+        return served
+
+    def add_hf_file(
+        self,
+        resolve_path: str,
+        cdn_path: str,
+        size: int,
+        seed: int | None = None,
+        linked_etag: str | None = None,
+        signature_lifetime: int | None = None,
+        cdn_host: str = "127.0.0.1",
+    ) -> ServedFile:
+        """Serve a file as Hugging Face does: GET `resolve_path` answers 302 to
+        `http://<cdn_host>:<port><cdn_path>?sig=<n>`, a new signature each time, with X-Linked-Size,
+        X-Linked-Etag (the quoted sha256, or `linked_etag` as given, to lie) and the hub's ETag.
+        The CDN path answers 403 "Request has expired" to an unknown signature, or to one already
+        used `signature_lifetime` times (None: never expires). Ask for the resolve URL with
+        host="localhost" to tell hub and CDN apart by host name."""
+        served = self.add_file(cdn_path, size, seed)
+        declared = f'"{served.sha256}"' if linked_etag is None else linked_etag
+        pointer_etag = f'"{hashlib.sha1(declared.encode()).hexdigest()}"'
+        with self._lock:
+            self._hub[resolve_path] = _HubFile(cdn_path, cdn_host, size, declared, pointer_etag, signature_lifetime)
+            self._signed_paths.add(cdn_path)
         return served
 
     def script(self, path: str, *faults: Fault | None) -> None:
@@ -392,3 +451,29 @@ class FaultServer:
             if script:
                 return script.pop(0)
             return self._standing.get(path)
+
+    def _resolve(self, path: str) -> dict[str, str]:
+        """The headers of a resolve redirect, with a newly issued signature."""
+        hub = self._hub[path]
+        with self._lock:
+            signature = str(len(self._signatures) + 1)
+            self._signatures[signature] = _Signature(hub.cdn_path, hub.signature_lifetime)
+        return {
+            "Location": f"{self.url(hub.cdn_path, hub.cdn_host)}?sig={signature}",
+            "X-Linked-Size": str(hub.linked_size),
+            "X-Linked-Etag": hub.linked_etag,
+            "ETag": hub.etag,
+        }
+
+    def _signature_valid(self, path: str, query: str) -> bool:
+        """Whether a request may have `path`: always, unless it is a CDN path, which needs a live
+        signature; each request counts as one use of it."""
+        if path not in self._signed_paths:
+            return True
+        signature = parse_qs(query).get("sig", [""])[0]
+        with self._lock:
+            issued = self._signatures.get(signature)
+            if issued is None or issued.path != path:
+                return False
+            issued.uses += 1
+            return issued.lifetime is None or issued.uses <= issued.lifetime

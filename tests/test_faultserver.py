@@ -102,3 +102,43 @@ def test_a_redirect_fault_sends_its_headers(server):
     assert response.status_code == 302
     assert response.headers["Location"] == server.url("/f.bin")
     assert response.headers["X-Linked-Size"] == "1000"
+
+
+def test_a_hugging_face_file_redirects_to_a_signed_cdn_url_that_expires(server):
+    resolve = "/org/model/resolve/main/model.safetensors"
+    served = server.add_hf_file(resolve, "/cdn/model.safetensors", 10_000, signature_lifetime=2)
+
+    hub = requests.get(server.url(resolve, host="localhost"), allow_redirects=False, timeout=10)
+    assert hub.status_code == 302
+    assert hub.headers["X-Linked-Size"] == "10000"
+    assert hub.headers["X-Linked-Etag"] == f'"{served.sha256}"'
+    assert hub.headers["ETag"] not in (hub.headers["X-Linked-Etag"], served.etag)
+    cdn = hub.headers["Location"]
+    assert cdn.startswith(server.url("/cdn/model.safetensors?sig="))
+
+    assert requests.get(cdn, timeout=10).content == served.bytes()
+    assert requests.get(cdn, headers={"Range": "bytes=10-19"}, timeout=10).content == served.read(10, 20)
+    expired = requests.get(cdn, timeout=10)
+    assert expired.status_code == 403
+    assert b"Request has expired" in expired.content
+
+    again = requests.get(server.url(resolve, host="localhost"), timeout=10)  # follows the new signature
+    assert again.content == served.bytes()
+    assert again.url != cdn
+    assert requests.get(server.url("/cdn/model.safetensors?sig=nope"), timeout=10).status_code == 403
+    assert len(server.requests_for(resolve)) == 2
+    assert server.requests_for(resolve)[0].host == f"localhost:{server.port}"
+
+
+def test_a_hugging_face_file_can_declare_a_wrong_linked_etag(server):
+    server.add_hf_file("/resolve/x.bin", "/cdn/x.bin", 1000, linked_etag='"' + "0" * 64 + '"')
+
+    hub = requests.get(server.url("/resolve/x.bin"), allow_redirects=False, timeout=10)
+
+    assert hub.headers["X-Linked-Etag"] == '"' + "0" * 64 + '"'
+
+
+def test_files_without_a_signature_still_ignore_the_query(server):
+    served = server.add_file("/f.bin", 1000)
+
+    assert requests.get(server.url("/f.bin?download=1"), timeout=10).content == served.bytes()

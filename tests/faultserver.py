@@ -9,11 +9,19 @@ script consumed one request at a time (`script`) or as a standing behaviour (`al
         server.script("/model.bin", Fault(status=500), None, Fault(reset_after=1000))
         ...  # download server.url("/model.bin"), then inspect server.requests
 
-Every request is recorded (path, Host, headers) so tests can assert Range or Authorization.
+Faults can also be aimed at a byte (`at_byte`): the next requests whose range contains it take
+them, whatever their order, as parallel range downloads need. `Fault(rate=...)` throttles one
+response, so `always(path, Fault(rate=...))` is a per-connection cap like nginx's `limit_rate`.
+
+Every request is recorded (path, Host, headers, the client's address) so tests can assert Range
+or Authorization and count TCP connections; `bytes_sent` counts the body bytes written per path.
 Range requests are served properly (206 + Content-Range, 416 beyond the end), and so is If-Range:
 each file has a strong ETag by default (and a Last-Modified date if given), and a Range whose
 If-Range no longer matches gets the whole new file with 200, as RFC 9110 says. Adding a file
 again under the same path changes it on the server (a new upload of the model).
+
+`add_hf_file` serves a file the way Hugging Face does: a `resolve` path that redirects, with
+X-Linked-Size and X-Linked-Etag, to a CDN URL whose signature expires.
 """
 
 from __future__ import annotations
@@ -23,10 +31,18 @@ import random
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 _PATTERN_LEN = 65521  # prime, so the pattern never lines up with power-of-two chunk sizes
+_EVERY_BYTE = (0, 1 << 63)
+_EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+)
 
 
 class ServedFile:
@@ -64,7 +80,7 @@ class ServedFile:
             yield self._doubled[offset : offset + n]
             position += n
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return sha256_of(self.iter(0, self.size))
 
@@ -91,7 +107,7 @@ class Fault:
 
     delay: seconds to wait before answering anything (a stalled server).
     status/headers/body: answer with this status instead of the file (e.g. 500, 429 + Retry-After).
-    redirect: answer 302 with this Location.
+    redirect: answer 302 with this Location (and `headers`).
     ignore_range: answer 200 with the whole file even to a Range request.
     content_range_shift: report a Content-Range start shifted by this many bytes (a lying server).
     reset_after: send this many body bytes, then reset the connection (TCP RST).
@@ -101,6 +117,7 @@ class Fault:
         servers do.
     no_length: send no Content-Length; the body ends when the connection closes.
     chunked: send no Content-Length but Transfer-Encoding: chunked.
+    rate: send the body at most this many bytes a second, in small evenly paced pieces.
     """
 
     delay: float = 0.0
@@ -116,6 +133,7 @@ class Fault:
     ignore_if_range: bool = False
     no_length: bool = False
     chunked: bool = False
+    rate: int | None = None
 
 
 @dataclass
@@ -124,6 +142,7 @@ class RecordedRequest:
     path: str
     host: str
     headers: dict[str, str]  # lower-case names
+    peer: tuple[str, int]  # the client's (host, port): one per TCP connection
 
     @property
     def range(self) -> str | None:
@@ -136,6 +155,25 @@ class RecordedRequest:
     @property
     def if_range(self) -> str | None:
         return self.headers.get("if-range")
+
+
+@dataclass
+class _HubFile:
+    """A Hugging Face `resolve` path: where it redirects and what its 302 declares."""
+
+    cdn_path: str
+    cdn_host: str
+    linked_size: int
+    linked_etag: str
+    etag: str  # the hub's own ETag (of the git pointer), not the CDN's
+    signature_lifetime: int | None
+
+
+@dataclass
+class _Signature:
+    path: str
+    lifetime: int | None
+    uses: int = 0
 
 
 class _Abort(Exception):
@@ -157,20 +195,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         owner = self.server.owner
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        self._path = path
         headers = {name.lower(): value for name, value in self.headers.items()}
-        owner._record(RecordedRequest("GET", path, self.headers.get("Host", ""), headers))
-        fault = owner._next_fault(path) or Fault()
+        owner._record(RecordedRequest("GET", path, self.headers.get("Host", ""), headers, self.client_address[:2]))
+        served = owner.files.get(path)
+        span = _requested_span(self.headers.get("Range"), served.size if served else _EVERY_BYTE[1])
+        fault = owner._next_fault(path, span) or Fault()
         if fault.delay and owner._stopping.wait(fault.delay):
             raise _Abort
         if fault.redirect is not None:
-            self._simple(302, {"Location": fault.redirect})
+            self._simple(302, {**fault.headers, "Location": fault.redirect})
         elif fault.status is not None:
             self._simple(fault.status, fault.headers, fault.body)
-        elif path not in owner.files:
+        elif path in owner._hub:
+            self._simple(302, owner._resolve(path))
+        elif not owner._signature_valid(path, query):
+            self._simple(403, {"Content-Type": "application/xml"}, _EXPIRED)
+        elif served is None:
             self._simple(404, body=b"not found")
         else:
-            self._serve(owner.files[path], fault)
+            self._serve(served, fault)
 
     def _simple(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
         self.send_response(status)
@@ -178,11 +223,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self._write(body)
+
+    def _write(self, data: bytes, framed: bytes | None = None) -> None:
+        """Send `framed` (or `data`) and count `data` as body bytes sent for this path: counted
+        before the write, so a client that has read them finds them counted; a failed write is not."""
+        owner = self.server.owner
+        owner._count_sent(self._path, len(data))
+        try:
+            self.wfile.write(data if framed is None else framed)
+        except OSError:
+            owner._count_sent(self._path, -len(data))
+            raise
 
     def _serve(self, served: ServedFile, fault: Fault) -> None:
         start, end = 0, served.size
-        ranged = self._parse_range(served.size)
+        ranged = _parse_range(self.headers.get("Range"), served.size)
         if_range = self.headers.get("If-Range")
         if ranged and if_range and not fault.ignore_if_range and not served.matches(if_range):
             ranged = None  # the file changed: the whole new one, not a piece of it
@@ -214,11 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         for cut in (fault.reset_after, fault.truncate_after):
             if cut is not None:
                 limit = min(limit, cut)
-        piece, pause = fault.trickle or (32768, 0.0)
-        for data in served.iter(start, start + limit, piece):
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if fault.chunked else data)
-            if pause and self.server.owner._stopping.wait(pause):
-                raise _Abort
+        self._send_body(served, start, start + limit, fault)
         if fault.reset_after is not None and fault.reset_after < end - start:
             self._reset()
         if fault.truncate_after is not None and fault.truncate_after < end - start:
@@ -226,17 +278,23 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.chunked:
             self.wfile.write(b"0\r\n\r\n")
 
-    def _parse_range(self, size: int):
-        """(start, end) for a single `bytes=a-` / `bytes=a-b` range, "unsatisfiable", or None."""
-        value = self.headers.get("Range")
-        if not value or not value.startswith("bytes=") or "," in value:
-            return None
-        first, _, last = value[len("bytes=") :].partition("-")
-        if not first.isdigit():
-            return None
-        start = int(first)
-        end = min(int(last) + 1, size) if last.isdigit() else size
-        return "unsatisfiable" if start >= size else (start, end)
+    def _send_body(self, served: ServedFile, start: int, end: int, fault: Fault) -> None:
+        """Bytes [start, end) of the file, trickled and/or paced to `fault.rate` (50 pieces a second,
+        so the rate holds over any short window); a server stop interrupts the waits."""
+        stopping = self.server.owner._stopping
+        piece, pause = fault.trickle or (32768, 0.0)
+        if fault.rate:
+            piece = max(1, min(piece, fault.rate // 50))
+        began, sent = time.monotonic(), 0
+        for data in served.iter(start, end, piece):
+            self._write(data, b"%x\r\n%s\r\n" % (len(data), data) if fault.chunked else None)
+            sent += len(data)
+            if pause and stopping.wait(pause):
+                raise _Abort
+            if fault.rate:
+                ahead = began + sent / fault.rate - time.monotonic()
+                if ahead > 0 and stopping.wait(ahead):
+                    raise _Abort
 
     def _reset(self) -> None:
         """Let the client read what was sent, then drop the connection with a TCP RST."""
@@ -248,8 +306,29 @@ class _Handler(BaseHTTPRequestHandler):
         raise _Abort
 
 
+def _parse_range(value: str | None, size: int):
+    """(start, end) for a single `bytes=a-` / `bytes=a-b` range, "unsatisfiable", or None."""
+    if not value or not value.startswith("bytes=") or "," in value:
+        return None
+    first, _, last = value[len("bytes=") :].partition("-")
+    if not first.isdigit():
+        return None
+    start = int(first)
+    end = min(int(last) + 1, size) if last.isdigit() else size
+    return "unsatisfiable" if start >= size else (start, end)
+
+
+def _requested_span(value: str | None, size: int) -> tuple[int, int]:
+    """The bytes [start, end) a request asks for: all of them without a usable Range."""
+    ranged = _parse_range(value, size)
+    if ranged == "unsatisfiable":
+        return (0, 0)
+    return ranged or _EVERY_BYTE
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # parallel range downloads open many connections at once
     owner: FaultServer
 
     def handle_error(self, request, client_address) -> None:
@@ -264,6 +343,11 @@ class FaultServer:
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, list[Fault | None]] = {}
         self._standing: dict[str, Fault] = {}
+        self._aimed: dict[str, list[tuple[int, list[Fault | None]]]] = {}
+        self._sent: dict[str, int] = {}
+        self._hub: dict[str, _HubFile] = {}
+        self._signed_paths: set[str] = set()
+        self._signatures: dict[str, _Signature] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -292,6 +376,30 @@ class FaultServer:
         self.files[path] = served
         return served
 
+    def add_hf_file(
+        self,
+        resolve_path: str,
+        cdn_path: str,
+        size: int,
+        seed: int | None = None,
+        linked_etag: str | None = None,
+        signature_lifetime: int | None = None,
+        cdn_host: str = "127.0.0.1",
+    ) -> ServedFile:
+        """Serve a file as Hugging Face does: GET `resolve_path` answers 302 to
+        `http://<cdn_host>:<port><cdn_path>?sig=<n>`, a new signature each time, with X-Linked-Size,
+        X-Linked-Etag (the quoted sha256, or `linked_etag` as given, to lie) and the hub's ETag.
+        The CDN path answers 403 "Request has expired" to an unknown signature, or to one already
+        used `signature_lifetime` times (None: never expires). Ask for the resolve URL with
+        host="localhost" to tell hub and CDN apart by host name."""
+        served = self.add_file(cdn_path, size, seed)
+        declared = f'"{served.sha256}"' if linked_etag is None else linked_etag
+        pointer_etag = f'"{hashlib.sha1(declared.encode()).hexdigest()}"'
+        with self._lock:
+            self._hub[resolve_path] = _HubFile(cdn_path, cdn_host, size, declared, pointer_etag, signature_lifetime)
+            self._signed_paths.add(cdn_path)
+        return served
+
     def script(self, path: str, *faults: Fault | None) -> None:
         """Faults for the next requests to `path`, one each, in order (None: behave)."""
         with self._lock:
@@ -305,17 +413,67 @@ class FaultServer:
             else:
                 self._standing[path] = fault
 
+    def at_byte(self, path: str, byte: int, *faults: Fault | None) -> None:
+        """Faults for the next requests to `path` whose range contains `byte` (a request without
+        Range contains every byte), one each, in order. Such a request takes one of these instead
+        of the script or standing fault, and leaves the script as it is."""
+        with self._lock:
+            self._aimed.setdefault(path, []).append((byte, list(faults)))
+
     def requests_for(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
+
+    def connections_for(self, path: str) -> int:
+        """How many TCP connections requests to `path` came over."""
+        return len({request.peer for request in self.requests_for(path)})
+
+    def bytes_sent(self, path: str) -> int:
+        """Body bytes written to the socket for `path`, over all requests (an aborted response
+        counts what was written before it stopped; the client may not have read all of it)."""
+        with self._lock:
+            return self._sent.get(path, 0)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
-    def _next_fault(self, path: str) -> Fault | None:
+    def _count_sent(self, path: str, n: int) -> None:
         with self._lock:
+            self._sent[path] = self._sent.get(path, 0) + n
+
+    def _next_fault(self, path: str, span: tuple[int, int]) -> Fault | None:
+        with self._lock:
+            for byte, faults in self._aimed.get(path, []):
+                if faults and span[0] <= byte < span[1]:
+                    return faults.pop(0)
             script = self._scripts.get(path)
             if script:
                 return script.pop(0)
             return self._standing.get(path)
+
+    def _resolve(self, path: str) -> dict[str, str]:
+        """The headers of a resolve redirect, with a newly issued signature."""
+        hub = self._hub[path]
+        with self._lock:
+            signature = str(len(self._signatures) + 1)
+            self._signatures[signature] = _Signature(hub.cdn_path, hub.signature_lifetime)
+        return {
+            "Location": f"{self.url(hub.cdn_path, hub.cdn_host)}?sig={signature}",
+            "X-Linked-Size": str(hub.linked_size),
+            "X-Linked-Etag": hub.linked_etag,
+            "ETag": hub.etag,
+        }
+
+    def _signature_valid(self, path: str, query: str) -> bool:
+        """Whether a request may have `path`: always, unless it is a CDN path, which needs a live
+        signature; each request counts as one use of it."""
+        if path not in self._signed_paths:
+            return True
+        signature = parse_qs(query).get("sig", [""])[0]
+        with self._lock:
+            issued = self._signatures.get(signature)
+            if issued is None or issued.path != path:
+                return False
+            issued.uses += 1
+            return issued.lifetime is None or issued.uses <= issued.lifetime

@@ -396,7 +396,8 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
         _hash_existing(part, offset, hasher, control, options.chunk_size)
     _check_stop(control)
 
-    exchange = _Exchange(session, spec.url, offset, validator, options, ranged=record is not None)
+    end = _first_range_end(record, offset, options)
+    exchange = _Exchange(session, spec.url, offset, validator, options, ranged=record is not None, end=end)
     ranges = None
     try:
         try:
@@ -410,7 +411,7 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
             if on_progress:
                 on_progress(offset, offset, 1)
             return _finish(spec, part, offset, hasher, resumed_from=offset, sync_part=True)
-        start, length = _accept(response, spec, offset, validator, host, options)
+        start, length = _accept(response, spec, offset, end, validator, host, options)
         total = length if length is not None else spec.expected_size
         on_disk = record.done_bytes if record else offset
         fresh = response.status_code == 200  # the whole file, maybe a new version, not the rest
@@ -467,6 +468,18 @@ def _usable_ranges(spec: FileSpec, part: Path, options: Options) -> RangesRecord
         return None
     _remove(ranges_path(spec.dest))
     return None
+
+
+def _first_range_end(record: RangesRecord | None, offset: int, options: Options) -> int | None:
+    """Where the first request of a resume over several connections stops: at the end of the
+    first connection's piece, so that the answer ends cleanly (nothing sent for nothing, the
+    connection kept alive). None: to the end of the file, as a single stream asks (and as a new
+    download asks, the file's length being unknown until the answer says it)."""
+    if record is None:
+        return None
+    gap_end = next((start for start, _ in record.done if start > offset), record.size)
+    piece = Plan.piece_for(record.size - record.done_bytes, options.connections, options.min_piece)
+    return min(gap_end, offset + piece)
 
 
 def _worth_splitting(response: requests.Response, spec: FileSpec, start: int, total: int | None, options: Options):
@@ -656,10 +669,17 @@ class _Exchange:
 
 
 def _accept(
-    response: requests.Response, spec: FileSpec, offset: int, validator: str | None, host: str, options: Options
+    response: requests.Response,
+    spec: FileSpec,
+    offset: int,
+    end: int | None,
+    validator: str | None,
+    host: str,
+    options: Options,
 ):
-    """Check status and headers; return (start, total): where the body starts and the file's
-    size as the server gives it (None when it gives none)."""
+    """Check status and headers of the answer to a request for bytes [offset, end) (end None:
+    to the end of the file); return (start, total): where the body starts and the file's size
+    as the server gives it (None when it gives none)."""
     status = response.status_code
     headers = response.headers
     if status not in (200, 206):
@@ -675,23 +695,22 @@ def _accept(
         match = _CONTENT_RANGE.match(content_range)
         first, last = (int(match[1]), int(match[2])) if match else (None, None)
         total = int(match[3]) if match and match[3] != "*" else None
+        if end is not None and match and total is None:
+            raise RangesUnsupported(f"{host} did not say how long the file is (Content-Range {content_range!r})")
         if (
             first != offset
-            or (total is not None and last != total - 1)
+            or (total is not None and last != min(total, end or total) - 1)
             or (length is not None and last is not None and length != last - first + 1)
         ):
             raise DownloadError(
-                f"{host} sent the wrong part of the file when asked to resume at byte {offset:,}"
+                f"{host} sent the wrong part of the file when asked for bytes {offset:,} on"
                 f" (Content-Range {content_range!r})",
                 retryable=True,
             )
         if validator and not _same_version(response, validator):
             # A server that ignores If-Range sends the rest of whatever it has now.
             remove_partial(spec.dest)
-            raise DownloadError(
-                f"the file on {host} changed since the download began; starting again from zero",
-                retryable=True,
-            )
+            raise _FileChanged(host)
         start = offset
     if spec.expected_size is not None and total is not None and total != spec.expected_size:
         remove_partial(spec.dest)
@@ -897,8 +916,9 @@ class _Ranges:
         except OSError as exc:
             raise _write_error(exc, self.part, False) from None
         self.hasher.start()
-        first = self.plan.take()
-        self._attach(self.first, first, self.spec.url)
+        self._attach(self.first, self.plan.take(end=self.first.range_end), self.spec.url)
+        if self.first.range_end is None:  # asked for the rest of the file: let go, it is closed
+            self.first.range_end = self.plan.size
         self._fill()
         saved_at = 0.0
         while not self.plan.complete:
@@ -1064,8 +1084,8 @@ class _Ranges:
             exchange = _Exchange(
                 self.session, url, segment.pos, self.validator, self.options, end=segment.end, inbox=self.inbox
             )
-        else:  # the first exchange, asked for the whole rest of the file
-            exchange.range_end, exchange.answered = self.plan.size, True
+        else:  # the first exchange, already answered
+            exchange.answered = True
         self.exchanges[exchange] = segment
         self.asked[exchange] = url
         self.started.append(exchange)
@@ -1076,7 +1096,7 @@ class _Ranges:
         del self.exchanges[exchange]
         del self.asked[exchange]
         self.plan.release(segment)
-        if exchange.range_end != segment.pos or exchange is self.first:
+        if exchange.range_end != segment.pos:
             exchange.close()
 
     def _close_exchanges(self) -> None:

@@ -68,16 +68,17 @@ class Plan:
     def done(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends, strict=True))
 
-    def take(self) -> Segment | None:
-        """Work for a free connection: the next waiting piece, else half of the largest range
-        still being fetched; None when there is nothing worth taking."""
+    def take(self, end: int | None = None) -> Segment | None:
+        """Work for a free connection: the next waiting piece (up to `end` if given: a request
+        already made), else half of the largest range still being fetched; None when there is
+        nothing worth taking."""
         if self.waiting:
-            start, end = self.waiting[0]
-            cut = min(end, start + self.piece)
-            if cut == end:
+            start, last = self.waiting[0]
+            cut = min(last, start + self.piece if end is None else end)
+            if cut == last:
                 self.waiting.pop(0)
             else:
-                self.waiting[0] = (cut, end)
+                self.waiting[0] = (cut, last)
             return self._activate(Segment(start, cut))
         victim = max(self.active, key=lambda segment: segment.left, default=None)
         if victim is None or victim.left < 2 * self.min_piece:

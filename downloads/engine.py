@@ -104,7 +104,8 @@ class FileSpec:
     sha256: str | None = None
     label: str | None = None
     approx_size: int | None = None
-    declared_by: str | None = None  # who gave expected_size and sha256, when not the catalogue
+    size_from: str | None = None  # where expected_size came from, when not the catalogue
+    sha256_from: str | None = None  # likewise for sha256
 
     @property
     def name(self) -> str:
@@ -396,7 +397,7 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
         _hash_existing(part, offset, hasher, control, options.chunk_size)
     _check_stop(control)
 
-    end = _first_range_end(record, offset, options)
+    end = _first_range_end(spec, record, offset, options)
     exchange = _Exchange(session, spec.url, offset, validator, options, ranged=record is not None, end=end)
     ranges = None
     try:
@@ -414,7 +415,8 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
         start, length = _accept(response, spec, offset, end, validator, host, options)
         total = length if length is not None else spec.expected_size
         on_disk = record.done_bytes if record else offset
-        fresh = response.status_code == 200  # the whole file, maybe a new version, not the rest
+        # A new .part: nothing to go on from, or the whole file sent (maybe a new version).
+        fresh = response.status_code == 200 or (record is None and offset == 0)
         if fresh:
             record = None
         elif record is not None and total != record.size:
@@ -424,12 +426,12 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
         needed = None if total is None else total - done_before
         _check_disk_space(spec, part, needed=needed, reclaimed=on_disk - done_before, options=options)
         if fresh:
-            # A new .part: its version is recorded before its first byte is written.
+            # Its version is recorded before its first byte is written.
             remove_partial(spec.dest)
             validator = _validator_of(response)
             _write_validator(spec.dest, validator)
             hasher = hashlib.sha256()
-        if record is not None or _worth_splitting(response, spec, start, total, options):
+        if record is not None or _worth_splitting(response, spec, start, total, end, options):
             ranges = _Ranges(spec, part, total, record, start, exchange, validator, hasher, session, policy, options)
             ranges.run(control, on_progress, on_retry)
             size = total
@@ -470,41 +472,44 @@ def _usable_ranges(spec: FileSpec, part: Path, options: Options) -> RangesRecord
     return None
 
 
-def _first_range_end(record: RangesRecord | None, offset: int, options: Options) -> int | None:
-    """Where the first request of a resume over several connections stops: at the end of the
-    first connection's piece, so that the answer ends cleanly (nothing sent for nothing, the
-    connection kept alive). None: to the end of the file, as a single stream asks (and as a new
-    download asks, the file's length being unknown until the answer says it)."""
-    if record is None:
+def _first_range_end(spec: FileSpec, record: RangesRecord | None, offset: int, options: Options) -> int | None:
+    """Where the first request stops when the rest is expected to go over several connections:
+    at the end of the first connection's piece, so that its answer ends cleanly (nothing sent
+    for nothing, the connection kept alive). A smaller file than expected comes whole in it.
+    None: to the end of the file, when one stream is expected (or nothing is known of the size)."""
+    if record is not None:
+        gap_end = next((start for start, _ in record.done if start > offset), record.size)
+        piece = Plan.piece_for(record.size - record.done_bytes, options.connections, options.min_piece)
+        return min(gap_end, offset + piece)
+    expected = spec.expected_size or spec.approx_size
+    if not _may_split(spec, options) or expected is None or expected - offset < options.single_stream_below:
         return None
-    gap_end = next((start for start, _ in record.done if start > offset), record.size)
-    piece = Plan.piece_for(record.size - record.done_bytes, options.connections, options.min_piece)
-    return min(gap_end, offset + piece)
+    return offset + Plan.piece_for(expected - offset, options.connections, options.min_piece)
 
 
-def _worth_splitting(response: requests.Response, spec: FileSpec, start: int, total: int | None, options: Options):
-    """Whether the rest of the file goes over several connections: its length is known and large
-    enough, the server honours Range (said so, or just did), and the ranges record fits the name."""
-    if options.connections < 2 or total is None or total - start < options.single_stream_below:
-        return False
-    honours_range = response.status_code == 206 or "bytes" in response.headers.get("Accept-Ranges", "").lower()
+def _may_split(spec: FileSpec, options: Options) -> bool:
     record_name = ranges_path(spec.dest).name + ".new"
-    return honours_range and len(os.fsencode(record_name)) <= NAME_MAX
+    return options.connections > 1 and len(os.fsencode(record_name)) <= NAME_MAX
+
+
+def _worth_splitting(response, spec: FileSpec, start: int, total: int | None, end: int | None, options: Options):
+    """Whether the rest of the file goes over several connections: its length is known and large
+    enough (or longer than the range asked), and the server honours Range (said so, or just did)."""
+    if end is not None:
+        return response.status_code == 206 and total is not None and total > end
+    if not _may_split(spec, options) or total is None or total - start < options.single_stream_below:
+        return False
+    return response.status_code == 206 or "bytes" in response.headers.get("Accept-Ranges", "").lower()
 
 
 def _with_declared(spec: FileSpec, exchange: _Exchange) -> FileSpec:
     """The spec with the size and sha256 a Hugging Face host declared where the catalogue gave
     none: the download is verified against them."""
-    size = exchange.linked_size if spec.expected_size is None else None
-    sha256 = exchange.linked_sha256 if not spec.sha256 else None
-    if size is None and sha256 is None:
-        return spec
-    return replace(
-        spec,
-        expected_size=spec.expected_size if size is None else size,
-        sha256=spec.sha256 or sha256,
-        declared_by=f"{exchange.linked_host} (X-Linked-Size, X-Linked-Etag)",
-    )
+    if spec.expected_size is None and exchange.linked_size is not None:
+        spec = replace(spec, expected_size=exchange.linked_size, size_from=f"{exchange.linked_host}'s X-Linked-Size")
+    if not spec.sha256 and exchange.linked_sha256:
+        spec = replace(spec, sha256=exchange.linked_sha256, sha256_from=f"{exchange.linked_host}'s X-Linked-Etag")
+    return spec
 
 
 class _Exchange:
@@ -715,7 +720,7 @@ def _accept(
     if spec.expected_size is not None and total is not None and total != spec.expected_size:
         remove_partial(spec.dest)
         raise DownloadError(
-            f"size mismatch: expected {spec.expected_size:,} bytes{_as_declared(spec)}, {host} has {total:,}",
+            f"size mismatch: expected {spec.expected_size:,} bytes{_from(spec.size_from)}, {host} has {total:,}",
             retryable=False,
         )
     return start, total
@@ -1210,14 +1215,13 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     retry = resumed_from > 0  # see fetch(): only a resumed transfer is worth restarting
     if spec.expected_size is not None and size != spec.expected_size:
         remove_partial(spec.dest)
-        raise DownloadError(
-            f"size mismatch: expected {spec.expected_size:,} bytes{_as_declared(spec)}, got {size:,}", retryable=retry
-        )
+        expected = f"{spec.expected_size:,} bytes{_from(spec.size_from)}"
+        raise DownloadError(f"size mismatch: expected {expected}, got {size:,}", retryable=retry)
     digest = hasher.hexdigest()
     if spec.sha256 and digest != spec.sha256.strip().lower():
         remove_partial(spec.dest)
         raise DownloadError(
-            f"sha256 mismatch: expected {spec.sha256.strip().lower()}{_as_declared(spec)}, got {digest}",
+            f"sha256 mismatch: expected {spec.sha256.strip().lower()}{_from(spec.sha256_from)}, got {digest}",
             retryable=retry,
         )
     try:
@@ -1233,8 +1237,8 @@ def _finish(spec: FileSpec, part: Path, size: int, hasher, *, resumed_from: int,
     return Result(size=size, sha256=digest, resumed_from=resumed_from)
 
 
-def _as_declared(spec: FileSpec) -> str:
-    return f" (as {spec.declared_by} declares)" if spec.declared_by else ""
+def _from(source: str | None) -> str:
+    return f" (from {source})" if source else ""
 
 
 def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int) -> None:

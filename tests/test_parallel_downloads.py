@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from downloads.engine import RECORD_INTERVAL, Control, DownloadError, FileSpec, Options, RetryPolicy, Stopped, download
+from downloads.sources import Source, Sources
 from storage import part_path, ranges_path, read_ranges, validator_path, write_ranges
 from tests.faultserver import Fault, file_sha256
 
@@ -312,3 +313,96 @@ def test_after_a_kill_9_mid_file_only_what_was_in_flight_is_fetched_again(server
     in_flight = (PARALLEL.buffer_chunks + PARALLEL.connections) * PARALLEL.chunk_size
     since_record = PARALLEL.connections * rate * RECORD_INTERVAL * 2
     assert server.bytes_sent("/big.bin") <= SIZE + in_flight + since_record
+
+
+# --- a Hugging Face host: redirects resolved once, exact size and sha256 from the source ---------
+
+RESOLVE = "/org/repo/resolve/main/model.safetensors"
+CDN = "/xet/model.safetensors"
+TOKEN = "hf_s3cr3t"
+HUB = dataclasses.replace(
+    PARALLEL,
+    huggingface_hosts=("localhost",),
+    sources=Sources((Source("hub", ("localhost",), "HF_TOKEN", TOKEN),)),
+)
+
+
+def hub_spec(server, tmp_path, **fields):
+    """What the upstream catalogue gives: a resolve URL, an approximate size, no exact size, no sha256."""
+    dest = tmp_path / "checkpoints" / "model.safetensors"
+    return FileSpec(url=server.url(RESOLVE, host="localhost"), dest=dest, approx_size=SIZE, **fields)
+
+
+def test_the_source_s_exact_size_and_sha256_check_a_file_the_catalogue_leaves_unchecked(server, tmp_path):
+    served = server.add_hf_file(RESOLVE, CDN, SIZE)
+    spec = hub_spec(server, tmp_path)
+
+    result = download(spec, policy=FAST, options=HUB)
+
+    assert (result.source_size, result.source_sha256) == (SIZE, served.sha256)
+    assert file_sha256(spec.dest) == served.sha256
+    assert len(server.requests_for(RESOLVE)) == 1  # resolved once, every range asked of the CDN
+    assert len(server.requests_for(CDN)) > 4
+    assert {request.authorization for request in server.requests_for(RESOLVE)} == {f"Bearer {TOKEN}"}
+    assert {request.authorization for request in server.requests_for(CDN)} == {None}
+
+
+def test_a_file_that_does_not_match_the_source_s_sha256_fails_and_takes_no_name(server, tmp_path):
+    server.add_hf_file(RESOLVE, CDN, SIZE, linked_etag=f'"{"0" * 64}"')
+    spec = hub_spec(server, tmp_path)
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=HUB)
+
+    assert caught.value.message.startswith(f"model.safetensors: sha256 mismatch: expected {'0' * 64}")
+    assert "(from localhost's X-Linked-Etag)" in caught.value.message
+    assert not caught.value.retryable
+    assert list(spec.dest.parent.iterdir()) == []
+
+
+def test_a_length_that_contradicts_the_source_s_size_fails_before_the_download(server, tmp_path):
+    served = server.add_file(CDN, SIZE)
+    server.always(RESOLVE, Fault(redirect=server.url(CDN), headers={"X-Linked-Size": str(SIZE + 1)}))
+    spec = hub_spec(server, tmp_path)
+
+    with pytest.raises(DownloadError) as caught:
+        download(spec, policy=FAST, options=HUB)
+
+    expected = f"expected {SIZE + 1:,} bytes (from localhost's X-Linked-Size), 127.0.0.1 has {served.size:,}"
+    assert expected in caught.value.message
+    assert list(spec.dest.parent.iterdir()) == []
+
+
+def test_a_catalogue_s_own_sha256_wins_over_the_source_s(server, tmp_path):
+    served = server.add_hf_file(RESOLVE, CDN, SIZE, linked_etag=f'"{"0" * 64}"')
+    spec = hub_spec(server, tmp_path, sha256=served.sha256)
+
+    result = download(spec, policy=FAST, options=HUB)
+
+    assert result.sha256 == served.sha256
+    assert result.source_sha256 == "0" * 64  # what the source said, for whoever keeps it
+
+
+def test_linked_headers_from_other_hosts_are_not_taken(server, tmp_path):
+    server.add_hf_file(RESOLVE, CDN, SIZE, linked_etag=f'"{"0" * 64}"')
+    spec = hub_spec(server, tmp_path)
+
+    result = download(spec, policy=FAST, options=dataclasses.replace(HUB, huggingface_hosts=("huggingface.co",)))
+
+    assert result.source_sha256 is None
+    assert result.source_size == SIZE  # the length the CDN announced
+    assert file_sha256(spec.dest) == result.sha256
+
+
+def test_an_expired_signed_url_is_resolved_again_and_the_download_goes_on(server, tmp_path):
+    served = server.add_hf_file(RESOLVE, CDN, SIZE, signature_lifetime=6)
+    spec = hub_spec(server, tmp_path)
+    retries = []
+
+    result = download(spec, on_retry=lambda *call: retries.append(call), policy=FAST, options=HUB)
+
+    assert result.sha256 == file_sha256(spec.dest) == served.sha256
+    assert len(server.requests_for(RESOLVE)) > 2
+    assert retries == []  # not a failure: the file never waited
+    assert server.bytes_sent(CDN) < SIZE + MB
+    assert {request.authorization for request in server.requests_for(CDN)} == {None}

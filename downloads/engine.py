@@ -925,7 +925,7 @@ class _Ranges:
         if self.first.range_end is None:  # asked for the rest of the file: let go, it is closed
             self.first.range_end = self.plan.size
         self._fill()
-        saved_at = 0.0
+        saved_at = reported_at = 0.0
         while not self.plan.complete:
             _check_stop(control)
             try:
@@ -933,8 +933,11 @@ class _Ranges:
             except queue.Empty:
                 pass
             else:
-                if self._handle(exchange, item, on_retry) and on_progress:
+                wrote = self._handle(exchange, item, on_retry)
+                # Thousands of chunks a second arrive from all the connections together.
+                if wrote and on_progress and (self.plan.complete or time.monotonic() - reported_at >= 0.05):
                     on_progress(self.plan.done_bytes, self.plan.size, len(self.exchanges))
+                    reported_at = time.monotonic()
             self._fill()
             if time.monotonic() - saved_at >= RECORD_INTERVAL:
                 self._save()

@@ -319,6 +319,8 @@ def engine_options():
         sources=Sources.configured(settings.DOWNLOAD_TOKENS, settings.DOWNLOAD_ALLOWED_HOSTS),
         timeout=(settings.DOWNLOAD_CONNECT_TIMEOUT, settings.DOWNLOAD_READ_TIMEOUT),
         disk_reserve=settings.DOWNLOAD_DISK_RESERVE,
+        connections=settings.DOWNLOAD_CONNECTIONS,
+        huggingface_hosts=tuple(settings.HUGGINGFACE_HOSTS),
     )
 
 

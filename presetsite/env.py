@@ -38,8 +38,16 @@ def env_bool(name, default=False):
     return _parsed(name, default, _bool, f"a yes/no value ({', '.join(TRUE)} or {', '.join(FALSE)})")
 
 
-def env_int(name, default):
-    return _parsed(name, default, int, "a whole number")
+def env_int(name, default, minimum=None):
+    """A whole number; one below `minimum` stops the app like one that does not parse."""
+
+    def parse(value):
+        number = int(value)
+        if minimum is not None and number < minimum:
+            raise ValueError(value)
+        return number
+
+    return _parsed(name, default, parse, "a whole number" + (f" of at least {minimum}" if minimum is not None else ""))
 
 
 def env_float(name, default):

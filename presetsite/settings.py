@@ -210,6 +210,10 @@ DOWNLOAD_CONNECT_TIMEOUT = env_float("DOWNLOAD_CONNECT_TIMEOUT", 10)
 DOWNLOAD_READ_TIMEOUT = env_float("DOWNLOAD_READ_TIMEOUT", 60)
 # Free space to leave on the model disk after a download, in bytes.
 DOWNLOAD_DISK_RESERVE = env_int("DOWNLOAD_DISK_RESERVE", 1024**3)
+# The most connections one file comes over (byte ranges in parallel); 1 turns that off.
+DOWNLOAD_CONNECTIONS = env_int("DOWNLOAD_CONNECTIONS", 8, minimum=1)
+# Hosts whose resolve answers declare a file's exact size and sha256 (X-Linked-Size, X-Linked-Etag).
+HUGGINGFACE_HOSTS = env_list("HUGGINGFACE_HOSTS", "huggingface.co,hf.co")
 # Bearer tokens for gated models, by variable; downloads.sources sends each only to its own
 # hosts (and their subdomains) and names the variable when a host refuses a download.
 DOWNLOAD_TOKENS = {name: env_str(name, "") for name in ("HF_TOKEN", "CIVITAI_TOKEN")}

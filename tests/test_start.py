@@ -140,6 +140,13 @@ def test_a_bad_setting_stops_manage_py_naming_the_variable(tmp_path):
     assert "LOGIN_MAX_FAILURES='five' is not a whole number" in check.stderr
 
 
+def test_fewer_than_one_download_connection_stops_manage_py_naming_the_variable(tmp_path):
+    env = fresh_environment(tmp_path, DOWNLOAD_CONNECTIONS="0")
+    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert check.returncode != 0
+    assert "DOWNLOAD_CONNECTIONS='0' is not a whole number of at least 1" in check.stderr
+
+
 def test_the_environment_is_read_one_way(monkeypatch):
     monkeypatch.setenv("X_FLAG", " Yes ")
     monkeypatch.setenv("X_EMPTY", "")
@@ -154,6 +161,10 @@ def test_the_environment_is_read_one_way(monkeypatch):
         env_bool("X_FLAG")
     with pytest.raises(ImproperlyConfigured, match="X_NUMBER='2.5' is not a whole number"):
         env_int("X_NUMBER", 1)
+    monkeypatch.setenv("X_NUMBER", "-1")
+    assert env_int("X_NUMBER", 1) == -1 and env_int("X_UNSET", 8, minimum=1) == 8
+    with pytest.raises(ImproperlyConfigured, match="X_NUMBER='-1' is not a whole number of at least 1"):
+        env_int("X_NUMBER", 1, minimum=1)
 
 
 def test_the_secret_key_is_made_on_first_use_and_kept(tmp_path):

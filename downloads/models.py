@@ -113,7 +113,10 @@ class DownloadJob(models.Model):
             "preset_name": self.preset.name,
             "status": self.state,
             **file_progress(
-                current.path if current else None, current and current.bytes_done, current and current.bytes_total
+                current.path if current else None,
+                current and current.bytes_done,
+                current and current.bytes_total,
+                current.connections if current else 0,
             ),
             "attempt": current.attempts if current else None,
             "files_done": sum(1 for f in files if f.state == State.COMPLETED),
@@ -141,13 +144,14 @@ def job_progress(done, total, speed):
     }
 
 
-def file_progress(path, done, total):
-    """The figures of the file being downloaded."""
+def file_progress(path, done, total, connections):
+    """The figures of the file being downloaded, and how many connections it comes over."""
     return {
         "file": path,
         "file_downloaded": done,
         "file_total": total,
         "file_progress": round(100 * done / total, 1) if total else 0,
+        "connections": connections,
     }
 
 
@@ -170,6 +174,7 @@ class JobFile(models.Model):
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(null=True, blank=True)
     speed = models.FloatField(default=0)
+    connections = models.PositiveSmallIntegerField(default=0, help_text="Connections in use at the last progress")
     error = models.TextField(blank=True)
     skipped = models.BooleanField(default=False, help_text="Already on disk when the job was created")
     verified_sha256 = models.CharField(max_length=64, blank=True, help_text="Hash of the bytes written")

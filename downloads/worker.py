@@ -114,7 +114,9 @@ def file_spec(file):
 
 
 def run_file(job, file):
-    JobFile.objects.filter(pk=file.pk).update(state=State.DOWNLOADING, started_at=timezone.now(), error="")
+    JobFile.objects.filter(pk=file.pk).update(
+        state=State.DOWNLOADING, started_at=timezone.now(), error="", connections=0
+    )
     progress = ProgressRecorder(job, file)
     control = JobControl(job.pk)
     try:
@@ -218,6 +220,7 @@ class ProgressRecorder:
         )
         self.written_at = 0.0
         self.written = None
+        self.connections = 0
         self.speed = SpeedMeter()
         self.after_retry = False
 
@@ -227,6 +230,7 @@ class ProgressRecorder:
             self.transferring_again()
         now = time.monotonic()
         self.speed.add(now, downloaded)
+        self.connections = connections
         if now - self.written_at < self.interval and downloaded != total:
             return
         self.written_at = now
@@ -244,7 +248,9 @@ class ProgressRecorder:
         file_total = total or self.file.exact_bytes or self.file.approx_bytes
         speed = self.speed.rate()
         job_done, job_total = self.done_before + downloaded, self.others_total + (file_total or 0)
-        JobFile.objects.filter(pk=self.file.pk).update(bytes_done=downloaded, bytes_total=total, speed=speed)
+        JobFile.objects.filter(pk=self.file.pk).update(
+            bytes_done=downloaded, bytes_total=total, speed=speed, connections=self.connections
+        )
         DownloadJob.objects.filter(pk=self.job.pk).update(
             bytes_done=job_done, bytes_total=job_total, speed=speed, updated_at=timezone.now()
         )
@@ -252,7 +258,7 @@ class ProgressRecorder:
             DOWNLOAD_PROGRESS,
             preset_id=self.job.preset_id,
             job_id=self.job.pk,
-            **file_progress(self.file.path, downloaded, file_total),
+            **file_progress(self.file.path, downloaded, file_total, self.connections),
             **job_progress(job_done, job_total, speed),
         )
         self.written = (downloaded, total)  # only once saved: a skipped write is tried again

@@ -11,8 +11,10 @@ from django.test import Client
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
 from downloads.queue import delete_abandoned_partials
-from downloads.worker import run_queue
+from downloads.worker import ProgressRecorder, claim_next_job, engine_options, run_queue
 from presets.models import Preset, PresetFile
+from realtime.events import DOWNLOAD_PROGRESS
+from realtime.models import Event
 from storage import part_path, validator_path
 from tests.conftest import served_preset
 from tests.faultserver import Fault
@@ -557,3 +559,27 @@ def test_cancelling_a_job_no_worker_runs_wakes_the_worker_for_the_next(app, serv
     )
 
     app.wait_for(lambda: app.job_state("NEXT") == "completed", timeout=30)
+
+
+def test_the_connection_settings_reach_the_engine(settings):
+    settings.DOWNLOAD_CONNECTIONS = 3
+    settings.HUGGINGFACE_HOSTS = ["hub.example.org"]
+    options = engine_options()
+    assert options.connections == 3 and options.huggingface_hosts == ("hub.example.org",)
+
+
+def test_the_connections_of_a_file_reach_its_row_the_queue_and_the_events_with_its_progress(server, settings, client):
+    settings.EVENTS_VIA_CHANNEL_LAYER = False  # events land in the outbox table, whatever the configuration
+    settings.DOWNLOAD_PROGRESS_INTERVAL = 60
+    queue.install(served_preset(server, "ALPHA", [5000]))
+    job = claim_next_job()
+    file = job.files.get()
+    JobFile.objects.filter(pk=file.pk).update(state=State.DOWNLOADING)
+    recorder = ProgressRecorder(job, file)
+    recorder(1000, 5000, connections=8)
+    recorder(2000, 5000, connections=6)  # within the interval: no write, as for the bytes
+    assert JobFile.objects.get(pk=file.pk).connections == 8
+    assert client.get("/api/presets/queue/status").json()["current"]["connections"] == 8
+    recorder(5000, 5000, connections=2)
+    events = [e.payload for e in Event.objects.filter(type=DOWNLOAD_PROGRESS).order_by("pk")]
+    assert [(e["file_downloaded"], e["connections"]) for e in events] == [(1000, 8), (5000, 2)]

@@ -24,6 +24,7 @@ from downloads import engine
 from downloads.models import DownloadJob, JobFile, State, file_progress, job_progress
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
 from downloads.sources import Sources
+from presets.models import PresetFile
 from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
 from storage import new_download_path, part_path, unsafe_path_reason
 
@@ -159,7 +160,17 @@ def run_file(job, file):
         speed=0,
     )
     progress.file_done(result.size)
+    learn_from_source(job, file, result)
     return State.COMPLETED
+
+
+def learn_from_source(job, file, result):
+    """The catalogue's file, while it is still the one downloaded (same path and URL), keeps the
+    exact size and sha256 its source declared where the catalogue gave none."""
+    if result.source_size is None and result.source_sha256 is None:
+        return
+    for preset_file in PresetFile.objects.filter(preset_id=job.preset_id, path=file.path, url=file.url):
+        preset_file.learn_from_source(result.source_size, result.source_sha256)
 
 
 def fail_file(job, file, message):

@@ -165,6 +165,18 @@ class PresetFile(models.Model):
         self.approx_bytes = parse_size(self.size)
         super().save(*args, **kwargs)
 
+    def learn_from_source(self, size, sha256):
+        """Fill in the exact size and sha256 the catalogue left out with what the file's source
+        declared (and its download was verified against), so the installed check becomes exact.
+        What the catalogue gives is never replaced; a refresh keeps what was learned while the
+        file's URL stays the same (presets.refresh.with_learned)."""
+        if size and self.exact_bytes is None:
+            PresetFile.objects.filter(pk=self.pk, exact_bytes__isnull=True).update(exact_bytes=size)
+            self.exact_bytes = size
+        if sha256 and not self.sha256:
+            PresetFile.objects.filter(pk=self.pk, sha256="").update(sha256=sha256)
+            self.sha256 = sha256
+
     @classmethod
     def from_catalogue_entry(cls, preset_id, position, entry):
         return cls(

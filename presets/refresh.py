@@ -131,8 +131,11 @@ def apply_catalogue(catalogue):
 
     now = timezone.now()
     to_create, to_update, to_move = [], [], []
+    entries = dict(catalogue["presets"])
     for position, (preset_id, data) in enumerate(catalogue["presets"].items()):
         row = existing.pop(preset_id, None)
+        if row is not None:
+            data = entries[preset_id] = with_learned(data, row)
         preset = Preset(id=preset_id, source=Preset.UPSTREAM, created_at=now, updated_at=now)
         preset.apply_catalogue_entry(data, position)
         if row is None:
@@ -155,7 +158,6 @@ def apply_catalogue(catalogue):
     for preset in to_move:
         preset.save(update_fields=["position"])
     PresetFile.objects.filter(preset_id__in=result.changed).delete()
-    entries = catalogue["presets"]
     PresetFile.objects.bulk_create(
         [
             PresetFile.from_catalogue_entry(preset_id, position, file)
@@ -167,6 +169,23 @@ def apply_catalogue(catalogue):
     _drop_removed([row for row in existing.values() if row["source"] == Preset.UPSTREAM], result, now)
     Category.objects.exclude(name__in=catalogue["categories"]).filter(presets__isnull=True).delete()
     return result
+
+
+def with_learned(entry, row):
+    """The upstream entry, with the exact size and sha256 that downloads learned from the source
+    (PresetFile.learn_from_source) where upstream gives none, for each file whose path and URL
+    are unchanged: such a value is no change, and a refreshed file keeps it."""
+    learned = {(f["path"], f["url"]): f for f in row["files"]}
+    files = []
+    for file in entry["files"]:
+        known = learned.get((file["path"], file["url"]))
+        file = dict(file)
+        if known and "sha256" not in file and known["sha256"]:
+            file["sha256"] = known["sha256"]
+        if known and "size_bytes" not in file and known["exact_bytes"] is not None:
+            file["size_bytes"] = known["exact_bytes"]
+        files.append(file)
+    return {**entry, "files": files}
 
 
 def _drop_removed(rows, result, now):

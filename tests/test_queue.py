@@ -16,7 +16,7 @@ from presets.models import Preset, PresetFile
 from realtime.events import DOWNLOAD_PROGRESS
 from realtime.models import Event
 from storage import part_path, validator_path
-from tests.conftest import served_preset
+from tests.conftest import make_preset, served_preset
 from tests.faultserver import Fault
 from tests.liveapp import App
 
@@ -583,3 +583,62 @@ def test_the_connections_of_a_file_reach_its_row_the_queue_and_the_events_with_i
     recorder(5000, 5000, connections=2)
     events = [e.payload for e in Event.objects.filter(type=DOWNLOAD_PROGRESS).order_by("pk")]
     assert [(e["file_downloaded"], e["connections"]) for e in events] == [(1000, 8), (5000, 2)]
+
+
+def hub_preset(server, size, **hub):
+    """ALPHA, one file served as Hugging Face serves it, with no exact size or sha256 in the catalogue."""
+    served = server.add_hf_file("/org/repo/resolve/main/alpha.safetensors", "/cdn/alpha", size, **hub)
+    url = server.url("/org/repo/resolve/main/alpha.safetensors", host="localhost")
+    return make_preset("ALPHA", [{"path": "checkpoints/alpha.safetensors", "url": url}]), served
+
+
+def test_a_hub_file_keeps_the_size_and_sha256_its_source_declared_and_came_over_several_connections(
+    server, settings, client
+):
+    settings.EVENTS_VIA_CHANNEL_LAYER = False
+    settings.HUGGINGFACE_HOSTS = ["localhost"]
+    settings.DOWNLOAD_CONNECTIONS = 4
+    preset, served = hub_preset(server, 40 << 20)  # over the engine's single-stream threshold
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.COMPLETED, job.error
+    file = PresetFile.objects.get(preset=preset)
+    assert (file.exact_bytes, file.sha256) == (40 << 20, served.sha256)
+    assert client.get("/api/presets/ALPHA").json()["installed"] is True
+    target(settings, preset).write_bytes(b"x")  # the installed check is now exact
+    assert client.get("/api/presets/ALPHA").json()["installed"] is False
+    connections = [
+        e["connections"] for e in Event.objects.filter(type=DOWNLOAD_PROGRESS).values_list("payload", flat=True)
+    ]
+    assert max(connections) == 4, connections
+    assert server.connections_for("/cdn/alpha") >= 4
+
+
+def test_a_file_from_another_host_keeps_the_length_its_server_announced(server):
+    preset = served_preset(server, "ALPHA", [50_000], with_hashes=False)
+    queue.install(preset)
+    run_queue()
+    file = PresetFile.objects.get(preset=preset)
+    assert (file.exact_bytes, file.sha256) == (50_000, "")
+
+
+def test_a_wrong_sha256_from_the_hub_fails_the_file_and_is_not_kept(server, settings):
+    settings.HUGGINGFACE_HOSTS = ["localhost"]
+    preset, _ = hub_preset(server, 50_000, linked_etag=f'"{"0" * 64}"')
+    job, _ = queue.install(preset)
+    run_queue()
+    job.refresh_from_db()
+    assert job.state == State.FAILED and "sha256" in job.error
+    assert not target(settings, preset).exists()
+    file = PresetFile.objects.get(preset=preset)
+    assert (file.exact_bytes, file.sha256) == (None, "")
+
+
+def test_what_the_catalogue_gives_is_never_replaced_by_what_a_source_declares():
+    preset = make_preset("ALPHA", [{"path": "checkpoints/a.safetensors", "sha256": "a" * 64}])
+    file = preset.files.get()
+    file.learn_from_source(1234, "b" * 64)
+    file.learn_from_source(5678, None)
+    file.refresh_from_db()
+    assert (file.exact_bytes, file.sha256) == (1234, "a" * 64)

@@ -252,3 +252,22 @@ def test_a_size_too_large_for_the_database_is_refused_with_422_naming_the_field(
         "preset 'LTX_VIDEO_T2V': files[0]: size: '9999999TB' is too large: at most 8388607TB"
     ]
     assert Preset.objects.count() == 0
+
+
+def test_a_refresh_keeps_what_downloads_learned_of_a_file_while_its_url_stays(tmp_path):
+    refresh_from_file(NEW)
+    preset_id = "WAN_2_1_T2V_14B"
+    first, second = Preset.objects.get(pk=preset_id).files.all()[:2]
+    first.learn_from_source(123_456, "a" * 64)
+    second.learn_from_source(654_321, "b" * 64)
+    assert refresh_from_file(NEW).changed == []
+
+    moved = tmp_path / "moved.yaml"
+    data = yaml.safe_load(NEW.read_text())
+    data["presets"][preset_id]["description"] = "Edited upstream"
+    data["presets"][preset_id]["files"][1]["url"] += "?revision=2"
+    moved.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert refresh_from_file(moved).changed == [preset_id]
+    first, second = Preset.objects.get(pk=preset_id).files.all()[:2]
+    assert (first.exact_bytes, first.sha256) == (123_456, "a" * 64)
+    assert (second.exact_bytes, second.sha256) == (None, "")

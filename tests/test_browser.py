@@ -74,6 +74,7 @@ def test_install_shows_progress_completion_and_the_installed_card(page, server):
 
     current = page.locator("[data-testid=current-download]")
     expect(current).to_contain_text("SLOW_MODEL")
+    expect(page.locator("[data-testid=current-connections]")).to_be_hidden()  # a small file: one stream
     fill = page.locator("[data-testid=progress-fill]")
     expect(fill).to_have_attribute("style", re.compile(r"width: (?!0%)\d"))
     expect(page.locator("[data-testid=progress-text]")).to_have_text(re.compile(r"^\d+\.\d% · "))
@@ -85,6 +86,16 @@ def test_install_shows_progress_completion_and_the_installed_card(page, server):
     expect(slow).to_have_attribute("data-status", "installed")
     expect(slow.get_by_text("Installed", exact=True)).to_be_visible()
     expect(page.locator("[data-testid=queue]")).to_contain_text("Nothing is downloading")
+
+
+def test_a_file_over_several_connections_shows_how_many_next_to_it(page, app, server, tmp_path):
+    app.load_catalogue(tmp_path, server, {"BIG_MODEL": 40 << 20})  # over the engine's single-stream threshold
+    server.always("/BIG_MODEL.safetensors", Fault(trickle=(100_000, 0.1)))
+    page.reload()
+    card(page, "BIG_MODEL").get_by_role("button", name="Install").click()
+    connections = page.locator("[data-testid=current-connections]")
+    expect(connections).to_have_text(re.compile(r"^· [2-8] connections$"))
+    expect(page.locator("[data-testid=current-download]")).to_contain_text("checkpoints/big_model.safetensors")
 
 
 def test_pause_and_resume_from_the_page(page, server):

@@ -1,15 +1,35 @@
-"""Benchmark the download engine against curl and a naive requests loop, on 127.0.0.1.
+"""Benchmark the download engine against curl and aria2c on 127.0.0.1, with and without a cap per connection.
 
-    .venv/bin/python bench/download.py [--size-mib 1024] [--rounds 3] [--dir /tmp]
+    .venv/bin/python bench/download.py [--size-mib 1024] [--rate-mib 25] [--rounds 3] [--dir /tmp]
+                                       [--only capped|uncapped]
 
-Serves a random file from a local sendfile() server, then downloads it with each client in its
-own subprocess and reads that process's peak RSS (VmHWM). Every run starts with the page cache
-synced and the previous output deleted, and every output is checked against the source sha256.
+One random source file (--size-mib, 1 GiB by default) is served in two scenarios, and each
+client downloads it in its own subprocess; the harness reads that process's peak RSS (VmHWM).
+Every run starts with the page cache synced and the previous output deleted, and every output
+is checked against the source sha256.
 
-The engine always fsyncs before its atomic rename; curl and the requests loop do not, so the
-table shows them both as measured and with an fsync of their output added ("durable"), which
-is the fair comparison. The first row, curl into /dev/null, is the server's ceiling: it has to
-be well above the others for the figures to mean anything.
+- capped: nginx (Debian's `nginx-light`, /usr/sbin/nginx), started by the bench on a free port
+  with a throwaway config under the temp dir, sends the file with sendfile and `limit_rate`
+  --rate-mib MiB/s per connection, as CDNs cap what one connection gets. Clients: curl, `aria2c
+  -x8 -s8` (Debian's `aria2`), the engine with Options(connections=8) and with connections=1.
+  Without nginx the scenario is skipped with a note.
+- uncapped: a sendfile() server of the bench's own, in this process. Clients: curl into
+  /dev/null (the server's ceiling: it must be well above the others for the figures to mean
+  anything), curl, the engine with 8 and with 1 connection, and a naive requests loop.
+
+A client whose binary is missing is skipped with a note. The goals (issue 14), judged on the
+engine with 8 connections, the default, and printed with PASS or FAIL (the exit status is 1 if
+any fails): capped, at least 6x faster than curl and within 1.15x of aria2c's time; uncapped, at
+least 0.95x curl's speed; peak RSS below 150 MB (every engine run).
+
+Times and durability: the engine always fsyncs before its atomic rename; curl, aria2c and the
+requests loop do not, so the table shows them both as measured and with an fsync of their
+output added ("durable"), and the goals compare durable figures. The engine's and curl's times
+are their own (the engine's timer, curl's time_total: interpreter start-up is not counted);
+aria2c's is the harness's, from start to exit, which counts its start-up (a few ms) against it.
+aria2c is asked to work as the engine does: `--file-allocation=trunc` (the engine too only sets
+the size of its .part), `--min-split-size=4M` (the engine's smallest piece), no integrity check,
+no config file (see ARIA2C_OPTIONS); its output is fsynced after the run like curl's.
 """
 
 from __future__ import annotations
@@ -17,7 +37,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,10 +51,40 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
+NGINX = "/usr/sbin/nginx"
+
+CURL_NULL = "curl → /dev/null"
+CURL = "curl"
+ARIA2C = "aria2c -x8 -s8"
+ENGINE_8 = "engine, 8 connections"
+ENGINE_1 = "engine, 1 connection"
+REQUESTS = "requests, 8 KiB loop"
+
+ARIA2C_OPTIONS = [
+    "--no-conf",
+    "--max-connection-per-server=8",
+    "--split=8",
+    "--min-split-size=4M",
+    "--file-allocation=trunc",
+    "--check-integrity=false",
+    "--allow-overwrite=true",
+    "--auto-file-renaming=false",
+    "--console-log-level=warn",
+    "--summary-interval=0",
+    "--download-result=hide",
+]
+
+# The Python clients, run as `bench/download.py --client KIND [ARG] URL DEST SHA256 SIZE`.
+PYTHON_CLIENTS = {ENGINE_8: ["engine", "8"], ENGINE_1: ["engine", "1"], REQUESTS: ["requests"]}
+
+RSS_GOAL_MB = 150
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """GET with single-range support; the body goes out with sendfile(), no copy in Python."""
+    """GET with single-range support; the body goes out with sendfile(), no copy in Python.
+
+    Says Accept-Ranges and a strong ETag like nginx, so the engine splits the file here too.
+    """
 
     protocol_version = "HTTP/1.1"
     source: Path
@@ -43,24 +95,30 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         size = self.source.stat().st_size
         start, end = 0, size
-        value = self.headers.get("Range", "")
-        if value.startswith("bytes=") and value[6:].split("-")[0].isdigit():
-            start = int(value[6:].split("-")[0])
-            if start >= size:
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "").strip())
+        if match:
+            start = int(match[1])
+            end = min(int(match[2]) + 1, size) if match[2] else size
+            if start >= end:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
         else:
             self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{size:x}"')
         self.send_header("Content-Length", str(end - start))
         self.end_headers()
         self.wfile.flush()
         with open(self.source, "rb") as fh:
-            self.connection.sendfile(fh, start, end - start)
+            try:
+                self.connection.sendfile(fh, start, end - start)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the engine hangs up on a whole-file answer once it has the range it wanted
 
 
 def serve(source: Path) -> ThreadingHTTPServer:
@@ -69,6 +127,70 @@ def serve(source: Path) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def start_nginx(work: Path, root: Path, rate_mib: int) -> tuple[subprocess.Popen, int]:
+    """Run nginx in the foreground on a free port of 127.0.0.1, serving `root` at `rate_mib`
+    MiB/s per connection; return (process, port).
+
+    Everything it writes (config, pid, error log, temp dirs) stays under work/nginx. One process
+    (master_process off), which keeps the caller's user: run as root, nginx's workers would
+    switch to nobody, who cannot read the bench's private temp dir.
+    """
+    home = work / "nginx"
+    home.mkdir()
+    port = free_port()
+    built_with = subprocess.run([NGINX, "-V"], capture_output=True, text=True).stderr
+    temp_paths = [kind.replace("-", "_") for kind in re.findall(r"--http-([\w-]+)-temp-path", built_with)]
+    log = home / "error.log"
+    config = home / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+master_process off;
+pid {home / "nginx.pid"};
+error_log {log} warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+{"".join(f"    {kind}_temp_path {home / kind};{chr(10)}" for kind in temp_paths)}\
+    sendfile on;
+    tcp_nopush on;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        limit_rate {rate_mib}m;
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen([NGINX, "-p", str(home), "-c", str(config), "-e", str(log)], stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise SystemExit(f"nginx did not start:\n{log.read_text() if log.exists() else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def make_source(path: Path, size: int) -> str:
@@ -91,7 +213,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --- clients, each run as `bench/download.py --client NAME URL DEST [SHA256 SIZE]` -------------
+# --- the Python clients, each printing "seconds peak-RSS-MB" ----------------------------------
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -107,12 +229,13 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-def client_engine(url: str, dest: str, sha256: str, size: str) -> float:
+def client_engine(connections: str, url: str, dest: str, sha256: str, size: str) -> float:
     sys.path.insert(0, str(ROOT))
-    from downloads.engine import FileSpec, download
+    from downloads.engine import FileSpec, Options, download
 
+    spec = FileSpec(url=url, dest=Path(dest), expected_size=int(size), sha256=sha256)
     started = time.perf_counter()
-    download(FileSpec(url=url, dest=Path(dest), expected_size=int(size), sha256=sha256))
+    download(spec, options=Options(connections=int(connections)))
     return time.perf_counter() - started
 
 
@@ -133,30 +256,62 @@ CLIENTS = {"engine": client_engine, "requests": client_requests}
 # --- the harness -----------------------------------------------------------------------------
 
 
-def run_client(name: str, url: str, dest: Path, sha256: str, size: int) -> tuple[float, float]:
-    """Run one client in a subprocess; return (seconds spent downloading, peak RSS in MB).
+def command(name: str, url: str, dest: Path, sha256: str, size: int) -> list[str]:
+    if name in (CURL, CURL_NULL):
+        return ["curl", "-s", "-S", "-f", "-o", str(dest), "-w", "%{time_total} 0", url]
+    if name == ARIA2C:
+        return ["aria2c", *ARIA2C_OPTIONS, "-d", str(dest.parent), "-o", dest.name, url]
+    return [sys.executable, __file__, "--client", *PYTHON_CLIENTS[name], url, str(dest), sha256, str(size)]
 
-    The time is the client's own (curl's time_total, the Python clients' timer), so interpreter
-    start-up is not counted. Peak RSS: the Python clients report their VmHWM when done; curl's is
-    sampled from /proc while it runs (a high-water mark, so sampling misses at most the last
-    few milliseconds).
+
+def installed(names: list[str]) -> list[str]:
+    """The clients whose program is here; a note for each one that is not."""
+    here = []
+    for name in names:
+        program = command(name, "", Path("x"), "", 0)[0]
+        if shutil.which(program):
+            here.append(name)
+        else:
+            print(f"note: {program} is not installed, so {name!r} is skipped", flush=True)
+    return here
+
+
+def run_client(name: str, url: str, dest: Path, sha256: str, size: int) -> tuple[float, float, int]:
+    """Run one client in a subprocess; return (seconds spent downloading, peak RSS in MB, most
+    connections open at once).
+
+    Peak RSS: the Python clients report their VmHWM when done; the others' is sampled from
+    /proc while they run (a high-water mark, so sampling misses at most the last few
+    milliseconds). Connections: the most TCP sockets the process had open at a sample (every 20 ms).
+    aria2c reports no time: its time is from start to exit as seen here (to within a sample).
     """
-    if name.startswith("curl"):
-        command = ["curl", "-s", "-S", "-f", "-o", str(dest), "-w", "%{time_total} 0", url]
-    else:
-        command = [sys.executable, __file__, "--client", name, url, str(dest), sha256, str(size)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE)
-    sampled = 0.0
+    started = time.perf_counter()
+    process = subprocess.Popen(command(name, url, dest, sha256, size), stdout=subprocess.PIPE, text=True)
+    sampled, connections = 0.0, 0
     while process.poll() is None:
         try:
             sampled = max(sampled, peak_rss_mb(process.pid))
+            connections = max(connections, tcp_connections(process.pid))
         except (OSError, ValueError):
             pass  # exiting
         time.sleep(0.02)
+    wall = time.perf_counter() - started
+    output = process.stdout.read()
     if process.returncode:
-        raise SystemExit(f"{name} failed with exit code {process.returncode}")
-    seconds, reported = process.stdout.read().split()
-    return float(seconds), max(sampled, float(reported))
+        raise SystemExit(f"{name} failed with exit code {process.returncode}\n{output}")
+    if name == ARIA2C:
+        return wall, sampled, connections
+    seconds, reported = output.split()
+    return float(seconds), max(sampled, float(reported)), connections
+
+
+def tcp_connections(pid: int) -> int:
+    """How many IPv4 TCP sockets the process has open (curl's resolver has a socketpair too)."""
+    fds = Path(f"/proc/{pid}/fd")
+    inodes = {os.readlink(fds / fd).removeprefix("socket:[").removesuffix("]") for fd in os.listdir(fds)}
+    with open(f"/proc/{pid}/net/tcp") as fh:
+        next(fh)  # the header
+        return sum(line.split()[9] in inodes for line in fh)
 
 
 def fsync_seconds(path: Path) -> float:
@@ -169,72 +324,140 @@ def fsync_seconds(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def measure(url: str, names: list[str], work: Path, sha256: str, size: int, rounds: int) -> dict[str, dict]:
+    """Run each client `rounds` times, in an order that rotates so that none always runs first;
+    return {name: {seconds, durable, rss, connections}}: medians of the times, the highest RSS."""
+    runs: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in names}
+    for round_number in range(1, rounds + 1):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            dest = Path("/dev/null") if name == CURL_NULL else work / "out" / "model.bin"
+            os.sync()
+            seconds, rss, connections = run_client(name, url, dest, sha256, size)
+            durable = seconds
+            if name != CURL_NULL:
+                if name not in (ENGINE_8, ENGINE_1):
+                    durable += fsync_seconds(dest)
+                if sha256_file(dest) != sha256:
+                    raise SystemExit(f"{name} produced a wrong file")
+                dest.unlink()
+            runs[name].append((seconds, durable, rss, connections))
+            print(f"  round {round_number}: {name:22} {size / seconds / 1e6:8.0f} MB/s", flush=True)
+    return {
+        name: {
+            "seconds": statistics.median(run[0] for run in results),
+            "durable": statistics.median(run[1] for run in results),
+            "rss": max(run[2] for run in results),
+            "connections": max(run[3] for run in results),
+        }
+        for name, results in runs.items()
+    }
+
+
+def report(title: str, rows: dict[str, dict], size: int) -> None:
+    curl = rows.get(CURL)
+    print(f"\n{title}")
+    print(
+        f"{'client':22} {'seconds':>8} {'durable s':>10} {'MB/s':>7} {'durable MB/s':>13}"
+        f" {'× curl durable':>15} {'peak RSS MB':>12} {'connections':>12}"
+    )
+    for name, row in rows.items():
+        durable = "-" if name == CURL_NULL else f"{row['durable']:.2f}"
+        durable_speed = "-" if name == CURL_NULL else f"{size / row['durable'] / 1e6:.0f}"
+        ratio = "-" if name == CURL_NULL or curl is None else f"{curl['durable'] / row['durable']:.2f}"
+        print(
+            f"{name:22} {row['seconds']:8.2f} {durable:>10} {size / row['seconds'] / 1e6:7.0f} {durable_speed:>13}"
+            f" {ratio:>15} {row['rss']:12.1f} {row['connections']:>12}"
+        )
+    print("durable = until the data is on disk (engine: its own fsync; the others: fsync added after the run)")
+
+
+def judge(scenarios: dict[str, dict[str, dict]]) -> bool:
+    """Print each goal of issue 14 with what was measured and PASS or FAIL; True if none failed."""
+
+    def ratio(scenario: str, numerator: str, denominator: str) -> float | None:
+        """One client's durable time over another's, or None if either was not run."""
+        rows = scenarios.get(scenario, {})
+        if numerator in rows and denominator in rows:
+            return rows[numerator]["durable"] / rows[denominator]["durable"]
+        return None
+
+    faster = ratio("capped", CURL, ENGINE_8)
+    near = ratio("capped", ENGINE_8, ARIA2C)
+    speed = ratio("uncapped", CURL, ENGINE_8)
+    rss = [row["rss"] for rows in scenarios.values() for name, row in rows.items() if name in (ENGINE_8, ENGINE_1)]
+    peak = max(rss, default=None)
+    goals = [
+        ("capped: engine ≥ 6× faster than curl", faster, "×", faster is not None and faster >= 6),
+        ("capped: engine's time ≤ 1.15× aria2c's", near, "×", near is not None and near <= 1.15),
+        ("uncapped: engine ≥ 0.95× curl's speed", speed, "×", speed is not None and speed >= 0.95),
+        (f"engine's peak RSS < {RSS_GOAL_MB} MB (every run)", peak, " MB", peak is not None and peak < RSS_GOAL_MB),
+    ]
+    print(f"\n{'goal (issue 14; engine with 8 connections, durable times)':58} {'measured':>10}  verdict")
+    for text, measured, unit, passed in goals:
+        if measured is None:
+            print(f"{text:58} {'-':>10}  skipped")
+        else:
+            print(f"{text:58} {f'{measured:.2f}{unit}':>10}  {'PASS' if passed else 'FAIL'}")
+    return all(passed for _, measured, _, passed in goals if measured is not None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rate-mib", type=int, default=25, help="nginx's limit_rate per connection, capped scenario")
     parser.add_argument("--rounds", type=int, default=3, help="runs per client; the median is shown")
     parser.add_argument("--dir", default=None, help="where to put the files (default: the temp dir)")
+    parser.add_argument("--only", choices=["capped", "uncapped"], help="run one scenario")
     parser.add_argument("--client", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        name, *rest = args.client
-        seconds = CLIENTS[name](*rest)
-        print(seconds, peak_rss_mb())
+        kind, *rest = args.client
+        print(CLIENTS[kind](*rest), peak_rss_mb())
         return
     if not shutil.which("curl"):
-        raise SystemExit("curl is needed for the comparison")
+        raise SystemExit("curl is needed: every goal is measured against it")
 
     size = args.size_mib * MIB
     work = Path(tempfile.mkdtemp(prefix="presetsite-download-bench-", dir=args.dir))
-    server = None
+    scenarios: dict[str, dict[str, dict]] = {}
     try:
-        source = work / "source.bin"
+        (work / "www").mkdir()
+        (work / "out").mkdir()
+        source = work / "www" / "model.bin"
         print(f"writing a {args.size_mib} MiB source file in {work} ...", flush=True)
         sha256 = make_source(source, size)
-        server = serve(source)
-        url = f"http://127.0.0.1:{server.server_address[1]}/model.bin"
-
-        ceiling, clients = "curl → /dev/null", ["curl", "engine", "requests"]
-        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in [ceiling, *clients]}
-        for round_number in range(1, args.rounds + 1):
-            shift = round_number % len(clients)  # rotate the order: no client always runs first
-            for name in [ceiling, *clients[shift:], *clients[:shift]]:
-                dest = Path("/dev/null") if name.endswith("/dev/null") else work / f"{name}.bin"
-                os.sync()
-                seconds, rss = run_client(name, url, dest, sha256, size)
-                sync = 0.0
-                if dest != Path("/dev/null"):
-                    sync = 0.0 if name == "engine" else fsync_seconds(dest)
-                    if sha256_file(dest) != sha256:
-                        raise SystemExit(f"{name} produced a wrong file")
-                    dest.unlink()
-                results[name].append((seconds, seconds + sync, rss))
-                print(f"  round {round_number}: {name:18} {size / seconds / 1e6:8.0f} MB/s", flush=True)
-        report(results, size, work)
+        where = f"{args.size_mib} MiB from 127.0.0.1 into {work.parent}, median of {args.rounds} runs"
+        if args.only in (None, "uncapped"):
+            print("uncapped: the bench's own sendfile() server", flush=True)
+            server = serve(source)
+            try:
+                url = f"http://127.0.0.1:{server.server_address[1]}/model.bin"
+                clients = installed([CURL_NULL, CURL, ENGINE_8, ENGINE_1, REQUESTS])
+                scenarios["uncapped"] = measure(url, clients, work, sha256, size, args.rounds)
+            finally:
+                server.shutdown()
+                server.server_close()
+        if args.only in (None, "capped"):
+            if not os.access(NGINX, os.X_OK):
+                print(f"note: {NGINX} is not installed (apt-get install nginx-light): the capped scenario is skipped")
+            else:
+                print(f"capped: nginx, limit_rate {args.rate_mib} MiB/s per connection", flush=True)
+                nginx, port = start_nginx(work, source.parent, args.rate_mib)
+                try:
+                    url = f"http://127.0.0.1:{port}/model.bin"
+                    clients = installed([CURL, ARIA2C, ENGINE_8, ENGINE_1])
+                    scenarios["capped"] = measure(url, clients, work, sha256, size, args.rounds)
+                finally:
+                    stop(nginx)
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def report(results, size: int, work: Path) -> None:
-    def median(name: str, index: int) -> float:
-        return statistics.median(run[index] for run in results[name])
-
-    curl_raw, curl_durable = size / median("curl", 0) / 1e6, size / median("curl", 1) / 1e6
-    print(f"\n{size // MIB} MiB from 127.0.0.1 into {work.parent}, median of {len(results['curl'])} runs")
-    print(f"{'client':20} {'MB/s':>8} {'durable MB/s':>13} {'× curl durable':>15} {'× curl':>7} {'peak RSS MB':>12}")
-    for name in results:
-        raw = size / median(name, 0) / 1e6
-        durable = size / median(name, 1) / 1e6
-        peak = max(run[2] for run in results[name])
-        if name.endswith("/dev/null"):
-            print(f"{name:20} {raw:8.0f} {'-':>13} {'-':>15} {raw / curl_raw:7.2f} {peak:12.1f}")
-        else:
-            ratios = f"{durable / curl_durable:15.2f} {raw / curl_raw:7.2f}"
-            print(f"{name:20} {raw:8.0f} {durable:13.0f} {ratios} {peak:12.1f}")
-    print("durable = until the data is on disk (engine: its own fsync; others: fsync added after the run)")
+    if "uncapped" in scenarios:
+        report(f"uncapped: {where}", scenarios["uncapped"], size)
+    if "capped" in scenarios:
+        report(f"capped at {args.rate_mib} MiB/s per connection by nginx: {where}", scenarios["capped"], size)
+    if not judge(scenarios):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -124,12 +124,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.sendfile(fh, start, end - start)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client hanging up is no error: the engine drops a connection mid-answer when
+        another connection has taken over the rest of its range."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def served(source: Path):
     """Serve `source` from this process; yield its URL."""
     handler = type("Handler", (_Handler,), {"source": source})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/{source.name}"

@@ -22,4 +22,5 @@ urlpatterns = [
     path("api/presets/", include("presets.urls")),  # first: "categories" and "refresh" are no preset ids
     path("api/presets/", include("downloads.urls")),
     path("api/workflows/", include("templates_scan.urls")),
+    path("api/storage/", include("disk.urls")),
 ]

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class DiskConfig(AppConfig):
+    """What is on the model disk: the storage page, uninstall, verify results, clean-up, audit."""
+
+    name = "disk"
+    default_auto_field = "django.db.models.BigAutoField"

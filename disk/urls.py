@@ -1,0 +1,7 @@
+from django.urls import path
+
+from disk import views
+
+urlpatterns = [
+    path("", views.storage_json, name="storage-api"),
+]

@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -219,6 +220,17 @@ def partial_bytes(dest: Path) -> int:
         return part_path(dest).stat().st_size
     except OSError:
         return 0
+
+
+def free_space(path: Path, reserve: int = 0) -> int:
+    """Bytes downloads may still write on the file system that holds `path` (or its nearest
+    folder that exists): what is free there less the `reserve` to leave (DOWNLOAD_DISK_RESERVE).
+    The one measure of room: the engine checks each file against it, the queue each preset
+    before queueing it. Negative when less than the reserve is free."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free - reserve
 
 
 def fsync_dir(path: Path) -> None:

@@ -24,7 +24,6 @@ import hashlib
 import os
 import queue
 import re
-import shutil
 import socket
 import ssl
 import threading
@@ -45,6 +44,7 @@ from presets.sizes import human_size
 from storage import (
     NAME_MAX,
     RangesRecord,
+    free_space,
     fsync_dir,
     part_path,
     partial_bytes,
@@ -1270,7 +1270,7 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 def _check_disk_space(spec: FileSpec, part: Path, *, needed: int | None, reclaimed: int, options: Options) -> None:
     if needed is None:
         return
-    free = shutil.disk_usage(part.parent).free + reclaimed - options.disk_reserve
+    free = free_space(part.parent, options.disk_reserve) + reclaimed
     if needed > free:
         raise DownloadError(
             f"not enough disk space: need {human_size(needed)}, {human_size(max(free, 0))} free",

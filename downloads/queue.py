@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from downloads.models import DownloadJob, JobFile, State
 from presets.models import disk_sizes, file_is_installed
+from presets.sizes import human_size
 from realtime.events import QUEUE_UPDATED, publish
-from storage import new_download_path, remove_partial
+from storage import free_space, new_download_path, partial_bytes, remove_partial
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ INSTALL_ATTEMPTS = 3
 
 class QueueError(Exception):
     """The request does not fit the job's state (e.g. resuming a job that is not paused)."""
+
+
+class NoRoom(QueueError):
+    """What a preset still has to download does not fit in the model disk's free space."""
 
 
 def install(preset, user=None, force=False):
@@ -41,6 +46,7 @@ def install(preset, user=None, force=False):
     sizes = disk_sizes(f.path for f in files)
     if not force and all(file_is_installed(_row(file), sizes) for file in files):
         return None, False
+    refuse_unless_it_fits(preset, [_row(file) for file in files], sizes, force)
     for _ in range(INSTALL_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -70,7 +76,39 @@ def install(preset, user=None, force=False):
 
 
 def _row(file):
-    return {"path": file.path, "exact_bytes": file.exact_bytes}
+    return {"path": file.path, "exact_bytes": file.exact_bytes, "approx_bytes": file.approx_bytes}
+
+
+def refuse_unless_it_fits(preset, files, sizes, force=False):
+    """Raise NoRoom when the preset's download would not fit, rather than let its job fail later."""
+    needed, free = bytes_to_download(files, sizes, force), disk_free()
+    if needed > free:
+        raise NoRoom(
+            f"{preset.name} does not fit on the model disk: it needs {human_size(needed)}, "
+            f"{human_size(max(free, 0))} free (keeping DOWNLOAD_DISK_RESERVE of "
+            f"{human_size(settings.DOWNLOAD_DISK_RESERVE)} free)"
+        )
+
+
+def bytes_to_download(files, sizes, force=False):
+    """What installing these files (rows with path, exact_bytes, approx_bytes) would still write:
+    each file not installed (every file when forced) at its exact size, else its approximate
+    one, less what its .part already holds. A file of unknown size counts nothing."""
+    needed = 0
+    for file in files:
+        if force or not file_is_installed(file, sizes):
+            needed += max(0, (file["exact_bytes"] or file["approx_bytes"] or 0) - part_size(file["path"]))
+    return needed
+
+
+def disk_free():
+    """Bytes downloads may still use on the model root's file system, DOWNLOAD_DISK_RESERVE kept free."""
+    return free_space(settings.MODEL_BASE_PATH, settings.DOWNLOAD_DISK_RESERVE)
+
+
+def part_size(path):
+    """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
+    return partial_bytes(new_download_path(settings.MODEL_BASE_PATH, path))
 
 
 def _job_file(job, position, file, skip):

@@ -1,7 +1,6 @@
 """The JSON API of what users download: install, pause, resume, cancel, retry, the queue's state,
 and the presets as the models page shows them (on disk or not, and how their last download went)."""
 
-from django.conf import settings
 from django.db.models import Max
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -10,8 +9,8 @@ from accounts.auth import queue_action
 from accounts.params import query_flag
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
+from downloads.queue import part_size
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
-from storage import new_download_path, partial_bytes
 
 
 def _preset_or_404(preset_id):
@@ -43,6 +42,8 @@ def install(request, preset_id):
         return _forbidden("only staff can force a reinstall of files already on disk")
     try:
         job, created = queue.install(preset, user=request.user, force=force)
+    except queue.NoRoom as exc:
+        return JsonResponse({"error": str(exc)}, status=507)
     except queue.QueueError as exc:
         return JsonResponse({"error": str(exc)}, status=409)
     if job is None:
@@ -121,11 +122,6 @@ def latest_jobs(user, preset_ids=None):
     }
 
 
-def part_size(path):
-    """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
-    return partial_bytes(new_download_path(settings.MODEL_BASE_PATH, path))
-
-
 def preset_status(installed, job):
     """What the models page shows: an active job's state (retrying included), else installed,
     failed or available."""
@@ -136,7 +132,8 @@ def preset_status(installed, job):
     return "failed" if job and job["state"] == "failed" else "available"
 
 
-def preset_json(row, sizes, job=None):
+def preset_json(row, sizes, free, job=None):
+    """A preset as the models page shows it; `free`: the bytes downloads may use (queue.disk_free)."""
     files = [
         {
             "path": f["path"],
@@ -151,6 +148,7 @@ def preset_json(row, sizes, job=None):
         for f in row["files"]
     ]
     installed = preset_is_installed(row["files"], sizes)
+    needs = queue.bytes_to_download(row["files"], sizes)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -165,6 +163,8 @@ def preset_json(row, sizes, job=None):
         "retired": row["retired_at"] is not None,
         "installed": installed,
         "status": preset_status(installed, job),
+        "needs_bytes": needs,
+        "fits": needs <= free,
         "job": job,
         "files": files,
     }
@@ -188,7 +188,8 @@ def preset_list(request):
 
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
     jobs = latest_jobs(request.user)
-    items = [preset_json(row, sizes, jobs.get(row["id"])) for row in rows]
+    free = queue.disk_free()
+    items = [preset_json(row, sizes, free, jobs.get(row["id"])) for row in rows]
     installed = query_flag(request, "installed")
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
@@ -201,4 +202,5 @@ def preset_detail(request, preset_id):
     if not rows:
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
     sizes = disk_sizes(f["path"] for f in rows[0]["files"])
-    return JsonResponse(preset_json(rows[0], sizes, latest_jobs(request.user, [preset_id]).get(preset_id)))
+    job = latest_jobs(request.user, [preset_id]).get(preset_id)
+    return JsonResponse(preset_json(rows[0], sizes, queue.disk_free(), job))

@@ -25,7 +25,14 @@ from downloads.models import DownloadJob, JobFile, State, file_progress, job_pro
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
 from downloads.sources import Sources
 from presets.models import PresetFile
-from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
+from realtime.events import (
+    DOWNLOAD_COMPLETE,
+    DOWNLOAD_FAILED,
+    DOWNLOAD_PROGRESS,
+    DOWNLOAD_RETRYING,
+    STORAGE_CHANGED,
+    publish,
+)
 from storage import new_download_path, part_path, unsafe_path_reason
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,7 @@ def run_job(job):
             return outcome
     if job.finish(State.COMPLETED):
         publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
+        publish(STORAGE_CHANGED, reason="install", preset_id=job.preset_id)
     return State.COMPLETED
 
 

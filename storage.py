@@ -338,6 +338,39 @@ class ModelRoots:
                 return candidate
         return None
 
+    def entries(self, path: str) -> list[Path]:
+        """Every name a preset file path (``<folder>/<name>``) has on disk, in each directory
+        ComfyUI searches for its folder: regular files, and symbolic links whatever they point
+        at (an uninstall unlinks a link, never follows it). Unsafe and ``.part`` paths have none."""
+        folder, _, name = path.partition("/")
+        if is_unsafe_path(name) or name.lower().endswith(PART_SUFFIX):
+            return []
+        found = []
+        for base in self.directories(folder):
+            try:
+                mode = os.lstat(base / name).st_mode
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                found.append(base / name)
+        return found
+
+    def holds(self, entry: Path) -> bool:
+        """Whether the name `entry` itself (a link not followed) lies in the model root or an
+        extra model path once its folders are resolved: the containment every deletion passes."""
+        try:
+            folder = os.path.realpath(entry.parent)
+        except (OSError, ValueError):
+            return False
+        return any(folder == r or folder.startswith(r + os.sep) for r in self._allowed_roots())
+
+    def shown(self, entry: Path) -> str:
+        """A path as the storage pages and answers show it: relative to the model root for a
+        file under it (``loras/x.safetensors``), absolute for one under an extra model path."""
+        if self.model_root is not None and entry.is_relative_to(self.model_root):
+            return entry.relative_to(self.model_root).as_posix()
+        return str(entry)
+
     def file_sizes(self, paths: Iterable[str]) -> dict[str, int]:
         """Map each ``<folder>/<name>`` path (a preset file's) that is installed to its size.
 

@@ -6,3 +6,8 @@ class DiskConfig(AppConfig):
 
     name = "disk"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from disk.admin import add_uninstall_action
+
+        add_uninstall_action()  # the admin (an app listed earlier) has loaded every admin module

@@ -61,10 +61,11 @@ const SORTS = {
   "size-asc": (a, b) => (presetSize(a) ?? Infinity) - (presetSize(b) ?? Infinity),
 };
 
-// canRefresh: the admin's rule for a refresh, staff who may change presets.
-function modelsPage(canRefresh) {
+// canRefresh: the admin's rule for a refresh, staff who may change presets. isStaff: may uninstall.
+function modelsPage(canRefresh, isStaff) {
   return {
     canRefresh,
+    isStaff,
     presets: [],
     categories: [],
     category: "",
@@ -73,6 +74,7 @@ function modelsPage(canRefresh) {
     installedOnly: false,
     sort: "catalogue",
     cancelling: null,
+    uninstalling: null,
     retryAt: {},
     now: Date.now(),
     current: null,
@@ -190,6 +192,9 @@ function modelsPage(canRefresh) {
       } else if (event.type === "download_failed") {
         showToast("error", `${this.nameOf(event.preset_id)} failed: ${event.error}`);
         this.reloadPreset(event.preset_id);
+      } else if (event.type === "storage_changed") {
+        // Files came or went: which presets are installed, and which still fit, may have changed.
+        this.loadPresets();
       } else if (event.type === "catalogue_refreshed" && catalogueChanged(event)) {
         showToast("info", `Catalogue refreshed: ${catalogueChanges(event)}`);
         this.loadPresets();
@@ -259,6 +264,35 @@ function modelsPage(canRefresh) {
       if (partial && keep) outcome += `; the ${humanSize(partial)} downloaded is kept and Install resumes from it`;
       else if (partial) outcome += ` and the ${humanSize(partial)} downloaded deleted`;
       showToast("success", outcome);
+      this.reloadPreset(preset.id);
+    },
+
+    // Staff may uninstall a preset with files on disk and no job in the queue.
+    canUninstall(preset) {
+      return this.isStaff && !ACTIVE.includes(preset.status) && preset.files.some((f) => f.installed);
+    },
+
+    askUninstall(preset) {
+      const files = preset.files.filter((f) => f.installed);
+      const bytes = files.reduce((sum, f) => sum + (f.exact_bytes ?? f.size_bytes ?? 0), 0);
+      this.uninstalling = { preset, files, bytes };
+    },
+
+    async confirmUninstall() {
+      const { preset } = this.uninstalling;
+      this.uninstalling = null;
+      const response = await fetch(`/api/presets/${encodeURIComponent(preset.id)}/uninstall`, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken() },
+      });
+      const data = await response.json();
+      if (!response.ok) {
+        showToast("error", data.error || "uninstall failed");
+        return;
+      }
+      let outcome = `${preset.name} uninstalled: ${plural(data.deleted.length, "file")} deleted, ${humanSize(data.freed_bytes)} freed`;
+      if (data.kept_shared.length) outcome += `; ${plural(data.kept_shared.length, "shared file")} kept`;
+      showToast(data.refused.length ? "warning" : "success", outcome);
       this.reloadPreset(preset.id);
     },
 

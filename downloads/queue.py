@@ -81,29 +81,40 @@ def _row(file):
 
 def refuse_unless_it_fits(preset, files, sizes, force=False):
     """Raise NoRoom when the preset's download would not fit, rather than let its job fail later."""
-    needed, free = bytes_to_download(files, sizes, force), disk_free()
-    if needed > free:
+    room = Room()
+    needed = room.needs(files, sizes, force)
+    if not room.fits(needed):
         raise NoRoom(
             f"{preset.name} does not fit on the model disk: it needs {human_size(needed)}, "
-            f"{human_size(max(free, 0))} free (keeping DOWNLOAD_DISK_RESERVE of "
+            f"{human_size(max(room.free, 0))} free (keeping DOWNLOAD_DISK_RESERVE of "
             f"{human_size(settings.DOWNLOAD_DISK_RESERVE)} free)"
         )
 
 
-def bytes_to_download(files, sizes, force=False):
-    """What installing these files (rows with path, exact_bytes, approx_bytes) would still write:
-    each file not installed (every file when forced) at its exact size, else its approximate
-    one, less what its .part already holds. A file of unknown size counts nothing."""
-    needed = 0
-    for file in files:
-        if force or not file_is_installed(file, sizes):
-            needed += max(0, (file["exact_bytes"] or file["approx_bytes"] or 0) - part_size(file["path"]))
-    return needed
+class Room:
+    """The room downloads have on the model disk now, for any number of presets: the free space
+    of the model root's file system less DOWNLOAD_DISK_RESERVE, and what .part files hold."""
 
+    def __init__(self):
+        self.free = free_space(settings.MODEL_BASE_PATH, settings.DOWNLOAD_DISK_RESERVE)
+        # Only a path a job left unfinished can have a .part (it goes with the last job that may
+        # resume it): a handful of look-ups, not one per file of the catalogue.
+        unfinished = JobFile.objects.exclude(state=State.COMPLETED).values_list("path", flat=True).distinct()
+        self.partial = {path: part_size(path) for path in unfinished}
 
-def disk_free():
-    """Bytes downloads may still use on the model root's file system, DOWNLOAD_DISK_RESERVE kept free."""
-    return free_space(settings.MODEL_BASE_PATH, settings.DOWNLOAD_DISK_RESERVE)
+    def needs(self, files, sizes, force=False):
+        """What installing these files (rows with path, exact_bytes, approx_bytes) would still
+        write: each file not installed (every file when forced) at its exact size, else its
+        approximate one, less what its .part already holds. A file of unknown size counts nothing."""
+        needed = 0
+        for file in files:
+            if force or not file_is_installed(file, sizes):
+                size = file["exact_bytes"] or file["approx_bytes"] or 0
+                needed += max(0, size - self.partial.get(file["path"], 0))
+        return needed
+
+    def fits(self, needed):
+        return needed <= self.free
 
 
 def part_size(path):

@@ -132,8 +132,8 @@ def preset_status(installed, job):
     return "failed" if job and job["state"] == "failed" else "available"
 
 
-def preset_json(row, sizes, free, job=None):
-    """A preset as the models page shows it; `free`: the bytes downloads may use (queue.disk_free)."""
+def preset_json(row, sizes, room, job=None):
+    """A preset as the models page shows it; `room`: a queue.Room, whether it fits."""
     files = [
         {
             "path": f["path"],
@@ -148,7 +148,7 @@ def preset_json(row, sizes, free, job=None):
         for f in row["files"]
     ]
     installed = preset_is_installed(row["files"], sizes)
-    needs = queue.bytes_to_download(row["files"], sizes)
+    needs = room.needs(row["files"], sizes)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -164,7 +164,7 @@ def preset_json(row, sizes, free, job=None):
         "installed": installed,
         "status": preset_status(installed, job),
         "needs_bytes": needs,
-        "fits": needs <= free,
+        "fits": room.fits(needs),
         "job": job,
         "files": files,
     }
@@ -188,8 +188,8 @@ def preset_list(request):
 
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
     jobs = latest_jobs(request.user)
-    free = queue.disk_free()
-    items = [preset_json(row, sizes, free, jobs.get(row["id"])) for row in rows]
+    room = queue.Room()
+    items = [preset_json(row, sizes, room, jobs.get(row["id"])) for row in rows]
     installed = query_flag(request, "installed")
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
@@ -203,4 +203,4 @@ def preset_detail(request, preset_id):
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
     sizes = disk_sizes(f["path"] for f in rows[0]["files"])
     job = latest_jobs(request.user, [preset_id]).get(preset_id)
-    return JsonResponse(preset_json(rows[0], sizes, queue.disk_free(), job))
+    return JsonResponse(preset_json(rows[0], sizes, queue.Room(), job))

@@ -2,6 +2,7 @@
 
 import os
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -250,7 +251,8 @@ def test_install_is_refused_with_507_when_the_preset_does_not_fit(staff, setting
 
 
 def test_the_preset_json_says_what_is_left_to_download_and_that_it_fits(staff, settings, model_file):
-    make_preset(
+    """Less what the .part of a download cancelled keeping it holds: the next install resumes it."""
+    preset = make_preset(
         "ALPHA",
         [
             {"path": "checkpoints/alpha.safetensors", "exact_bytes": 4000},
@@ -259,8 +261,9 @@ def test_the_preset_json_says_what_is_left_to_download_and_that_it_fits(staff, s
         ],
     )
     model_file("loras/alpha.safetensors", 700)
-    part_path(settings.MODEL_BASE_PATH / "checkpoints" / "alpha.safetensors").parent.mkdir(parents=True)
-    part_path(settings.MODEL_BASE_PATH / "checkpoints" / "alpha.safetensors").write_bytes(b"x" * 1000)
+    job, _ = queue.install(preset)
+    model_file(part_path(Path("checkpoints/alpha.safetensors")), 1000)
+    queue.cancel(job, keep_partial=True)
 
     shown = staff.get("/api/presets/ALPHA").json()
 

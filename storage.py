@@ -326,6 +326,11 @@ class ModelRoots:
                 return candidate
         return None
 
+    def find(self, path: str) -> Path | None:
+        """The file a ``<folder>/<name>`` path (a preset file's) names, as `locate` finds it."""
+        folder, _, name = path.partition("/")
+        return self.locate(_Ref(folder, name))
+
     def file_sizes(self, paths: Iterable[str]) -> dict[str, int]:
         """Map each ``<folder>/<name>`` path (a preset file's) that is installed to its size.
 
@@ -334,8 +339,7 @@ class ModelRoots:
         """
         sizes = {}
         for path in set(paths):
-            folder, _, name = path.partition("/")
-            found = self.locate(_Ref(folder, name))
+            found = self.find(path)
             if found is not None:
                 try:
                     sizes[path] = os.stat(found).st_size

@@ -6,3 +6,9 @@ class DiskConfig(AppConfig):
 
     name = "disk"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from disk import receivers
+        from downloads.signals import verify_finished
+
+        verify_finished.connect(receivers.record_verify)

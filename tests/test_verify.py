@@ -74,6 +74,18 @@ def test_verify_catches_a_flipped_byte_and_the_preset_is_no_longer_installed(ser
     assert not server.requests_for("/ALPHA/0.safetensors")  # nothing downloaded to check
 
 
+def test_the_preset_page_shows_the_corrupt_file_and_offers_re_download_and_verify(server, settings, user_client):
+    preset = installed(server, settings)
+    flip_a_byte(settings.MODEL_BASE_PATH / preset.files.get().path)
+    queue.verify(preset)
+    run_queue()
+    page = user_client.get("/presets/ALPHA/").content.decode()
+    assert 'data-testid="preset-status">corrupt<' in page
+    assert "corrupt (does not match its sha256)" in page
+    assert 'data-testid="redownload"' in page and 'data-testid="verify"' in page
+    assert "<td>verified</td>" in page
+
+
 def test_a_good_preset_verifies_ok_and_stays_installed(server, settings, client):
     installed(server, settings)
     job, created = queue.verify(Preset.objects.get())

@@ -150,6 +150,7 @@ function modelsPage(canRefresh) {
     },
 
     statusText(status, presetId) {
+      if (status === "downloading" && this.jobKind(presetId) === "verify") return "verifying";
       if (status !== "retrying") return status;
       const seconds = Math.ceil(((this.retryAt[presetId] || 0) - this.now) / 1000);
       return seconds > 0 ? `retrying in ${seconds} s` : "retrying now";
@@ -190,6 +191,13 @@ function modelsPage(canRefresh) {
       } else if (event.type === "download_failed") {
         showToast("error", `${this.nameOf(event.preset_id)} failed: ${event.error}`);
         this.reloadPreset(event.preset_id);
+      } else if (event.type === "storage_changed") {
+        if (event.reason === "verify") {
+          const kind = event.result.includes("corrupt: []") ? "success" : "error";
+          showToast(kind, `${this.nameOf(event.preset_id)} verified: ${event.result}`);
+        }
+        if (event.preset_id) this.reloadPreset(event.preset_id);
+        else this.loadPresets();
       } else if (event.type === "catalogue_refreshed" && catalogueChanged(event)) {
         showToast("info", `Catalogue refreshed: ${catalogueChanges(event)}`);
         this.loadPresets();
@@ -211,6 +219,12 @@ function modelsPage(canRefresh) {
       }
     },
 
+    // Whether the preset's job in the queue downloads ("install") or checks its files ("verify").
+    jobKind(id) {
+      const job = [this.current, ...this.waiting].find((j) => j && j.preset_id === id);
+      return job ? job.kind : "install";
+    },
+
     nameOf(id) {
       const preset = this.presets.find((p) => p.id === id);
       return preset ? preset.name : id;
@@ -230,6 +244,7 @@ function modelsPage(canRefresh) {
       if (action === "install") {
         showToast("info", data.status === "installed" ? `${preset.name} is already installed` : `${preset.name} queued`);
       }
+      if (action === "verify") showToast("info", `${preset.name} queued for verifying`);
       // The socket may have told newer news while this answer was on its way (the worker took
       // the job up): that stands; the answer only fills in when nothing came meanwhile.
       if (preset.status === before) preset.status = data.status === "cancelled" ? "available" : data.status;
@@ -244,17 +259,18 @@ function modelsPage(canRefresh) {
       this.cancelling = {
         preset: fresh,
         failed: fresh.status === "failed",
+        verifying: job.kind === "verify" && fresh.status !== "failed",
         partial: job.partial_bytes || 0,
         canDelete: Boolean(job.can_delete_partial),
       };
     },
 
     async confirmCancel(keep) {
-      const { preset, failed, partial } = this.cancelling;
+      const { preset, failed, partial, verifying } = this.cancelling;
       this.cancelling = null;
       const data = await this.act(preset, "cancel", keep ? "" : "?keep_partial=false");
       if (!data) return;
-      const what = failed ? "failed download dismissed" : "download cancelled";
+      const what = verifying ? "verify stopped" : failed ? "failed download dismissed" : "download cancelled";
       let outcome = `${preset.name}: ${what}`;
       if (partial && keep) outcome += `; the ${humanSize(partial)} downloaded is kept and Install resumes from it`;
       else if (partial) outcome += ` and the ${humanSize(partial)} downloaded deleted`;

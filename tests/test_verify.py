@@ -41,6 +41,7 @@ def events(kind):
 
 
 def test_verify_catches_a_flipped_byte_and_the_preset_is_no_longer_installed(server, settings, user_client):
+    settings.EVENTS_VIA_CHANNEL_LAYER = False  # events land in the outbox table, whatever the configuration
     preset = installed(server, settings, sizes=(300_000, 50_000))
     bad = preset.files.all()[0]
     flip_a_byte(settings.MODEL_BASE_PATH / bad.path)

@@ -194,7 +194,7 @@ def verify_file(job, file):
         return State.COMPLETED
     except OSError as error:
         return fail_file(job, file, f"{file.path}: cannot read {found}: {error.strerror or error}")
-    corrupt = digest != file.sha256
+    corrupt = digest != file.sha256.strip().lower()
     if corrupt:
         mark_corrupt(file.path, file.sha256, digest, size)
     else:

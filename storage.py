@@ -371,6 +371,11 @@ class ModelRoots:
             return entry.relative_to(self.model_root).as_posix()
         return str(entry)
 
+    def find(self, path: str) -> Path | None:
+        """The file a ``<folder>/<name>`` path (a preset file's) names, as `locate` finds it."""
+        folder, _, name = path.partition("/")
+        return self.locate(_Ref(folder, name))
+
     def file_sizes(self, paths: Iterable[str]) -> dict[str, int]:
         """Map each ``<folder>/<name>`` path (a preset file's) that is installed to its size.
 
@@ -379,8 +384,7 @@ class ModelRoots:
         """
         sizes = {}
         for path in set(paths):
-            folder, _, name = path.partition("/")
-            found = self.locate(_Ref(folder, name))
+            found = self.find(path)
             if found is not None:
                 try:
                     sizes[path] = os.stat(found).st_size

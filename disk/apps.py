@@ -8,6 +8,9 @@ class DiskConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from disk import receivers
         from disk.admin import add_uninstall_action
+        from downloads.signals import verify_finished
 
         add_uninstall_action()  # the admin (an app listed earlier) has loaded every admin module
+        verify_finished.connect(receivers.record_verify)

@@ -13,7 +13,7 @@ import stat
 from disk.models import StorageAction
 from downloads.models import DownloadJob, JobFile
 from downloads.queue import STATE_WORDS, active_job
-from presets.models import Preset, PresetFile, disk_sizes, model_roots, preset_is_installed, preset_rows
+from presets.models import Preset, PresetFile, clear_corrupt, disk_sizes, model_roots, preset_is_installed, preset_rows
 from presets.sizes import human_size
 from realtime.events import STORAGE_CHANGED, publish
 from storage import LEGACY_FOLDERS, canonical_folder
@@ -32,7 +32,7 @@ def uninstall(preset, user=None):
     paths = list(dict.fromkeys(preset.files.values_list("path", flat=True)))
     needed = needed_elsewhere(preset, paths)
     roots = model_roots()
-    deleted, kept, refused, freed = [], [], [], 0
+    deleted, kept, refused, gone, freed = [], [], [], [], 0
     for path in paths:
         entries = roots.entries(path)
         if _key(path) in needed:
@@ -49,6 +49,8 @@ def uninstall(preset, user=None):
                 refused.append({"path": shown, "reason": error.strerror or str(error)})
                 continue
             deleted.append(shown)
+            gone.append(path)
+    clear_corrupt(gone)  # a file put back by hand later starts unmarked
     result = f"deleted {len(deleted)} files ({human_size(freed)}), kept {len(kept)} shared"
     if refused:
         result += "; left " + ", ".join(f"{r['path']} ({r['reason']})" for r in refused)

@@ -1244,7 +1244,22 @@ def _from(source: str | None) -> str:
     return f" (from {source})" if source else ""
 
 
-def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int) -> None:
+def hash_file(
+    path: Path,
+    *,
+    control: StopSource | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    block: int = 1 << 20,
+) -> tuple[int, str]:
+    """The size and sha256 of a file in place (a verify of an installed file), read as a resume
+    reads its .part: interruptible by `control` (raises Stopped), on_progress(bytes read so far)."""
+    size = path.stat().st_size
+    hasher = hashlib.sha256()
+    _hash_existing(path, size, hasher, control, block, on_progress)
+    return size, hasher.hexdigest()
+
+
+def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int, on_progress=None) -> None:
     """Feed the bytes already on disk to the hash (interruptible: a .part can be 40 GB)."""
     with open(path, "rb") as fh:
         remaining = size
@@ -1255,6 +1270,8 @@ def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, bl
                 break
             hasher.update(data)
             remaining -= len(data)
+            if on_progress:
+                on_progress(size - remaining)
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from downloads.models import DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, Kind, State
 from presets.models import disk_sizes, file_is_installed
 from presets.sizes import human_size
 from realtime.events import QUEUE_UPDATED, publish
@@ -41,7 +41,7 @@ def install(preset, user=None, force=False):
     """
     existing = active_job(preset)
     if existing:
-        return existing, False
+        return _unless_verifying(existing), False
     files = list(preset.files.all())
     sizes = disk_sizes(f.path for f in files)
     if not force and all(file_is_installed(_row(file), sizes) for file in files):
@@ -67,12 +67,59 @@ def install(preset, user=None, force=False):
             # unless it was cancelled meanwhile too; then we try again.
             existing = active_job(preset)
             if existing:
-                return existing, False
+                return _unless_verifying(existing), False
     else:
         raise QueueError(f"{preset.pk} is being queued and cancelled by others right now; try again")
     transaction.on_commit(kick_worker)
     transaction.on_commit(publish_queue)
     return job, True
+
+
+def _unless_verifying(job):
+    if job.kind == Kind.VERIFY:
+        raise QueueError(f"{job.preset.name} is being verified; install it once that is done")
+    return job
+
+
+def verify(preset, user=None):
+    """Queue a check of the preset's files on disk against their sha256; return (job, created).
+
+    An active verify of the preset is returned as it is; any other active job refuses it
+    (QueueError): one job per preset, and a download checks what it writes anyway. Files on
+    disk are checked whether or not they count as installed (a corrupt one may be good again);
+    those without a known sha256 are kept as skipped rows, reported as not checkable.
+    """
+    existing = active_job(preset)
+    if existing:
+        return _verifying(existing), False
+    files = list(preset.files.all())
+    sizes = disk_sizes(f.path for f in files)
+    on_disk = [f for f in files if f.path in sizes]
+    if not on_disk:
+        raise QueueError(f"no file of {preset.name} is on disk to verify")
+    try:
+        with transaction.atomic():
+            job = DownloadJob.objects.create(
+                preset=preset, kind=Kind.VERIFY, requested_by=user if user and user.is_authenticated else None
+            )
+            rows = [_job_file(job, position, file, skip=not file.sha256) for position, file in enumerate(on_disk)]
+            for row in rows:
+                row.bytes_total = sizes[row.path]
+            JobFile.objects.bulk_create(rows)
+            job.bytes_total = sum(row.bytes_total for row in rows if not row.skipped)
+            job.save(update_fields=["bytes_total"])
+    except IntegrityError:
+        return _verifying(active_job(preset)), False  # queued by someone else meanwhile
+    transaction.on_commit(kick_worker)
+    transaction.on_commit(publish_queue)
+    return job, True
+
+
+def _verifying(job):
+    if job is None or job.kind != Kind.VERIFY:
+        what = f"its download is {STATE_WORDS[job.state]}" if job else "its queue place is changing"
+        raise QueueError(f"{what}; verify it once that is done")
+    return job
 
 
 def _row(file):
@@ -230,6 +277,8 @@ def _transition(job, allowed, new_state, rule, **fields):
 
 
 def delete_partials(job):
+    if job.kind == Kind.VERIFY:
+        return  # it wrote nothing; a .part at its paths is an install's
     for path in job.files.exclude(state=State.COMPLETED).values_list("path", flat=True):
         _delete_partial(path)
 
@@ -248,7 +297,7 @@ def delete_abandoned_partials():
     """Delete the .part files of downloads cancelled without keep_partial whose worker died
     before it could delete them (it deletes them once it has stopped)."""
     abandoned = JobFile.objects.exclude(state=State.COMPLETED).filter(
-        job__state=State.CANCELLED, job__keep_partial=False
+        job__state=State.CANCELLED, job__keep_partial=False, job__kind=Kind.INSTALL
     )
     delete_unclaimed_partials(abandoned.values_list("path", flat=True))
 
@@ -260,7 +309,11 @@ def delete_finished_jobs(jobs):
     the queue. Returns how many jobs were deleted.
     """
     finished = jobs.finished()
-    paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
+    paths = list(
+        JobFile.objects.filter(job__in=finished, job__kind=Kind.INSTALL)
+        .exclude(state=State.COMPLETED)
+        .values_list("path", flat=True)
+    )
     _, deleted = finished.delete()
     delete_unclaimed_partials(paths)
     return deleted.get(DownloadJob._meta.label, 0)

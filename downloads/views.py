@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.auth import queue_action
 from accounts.params import query_flag
 from downloads import queue
-from downloads.models import DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, Kind, State
 from downloads.queue import part_size
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 
@@ -49,6 +49,20 @@ def install(request, preset_id):
     if job is None:
         return JsonResponse({"preset_id": preset.pk, "job_id": None, "status": "installed", "created": False})
     return _answer(job, status=202 if created else 200, created=created)
+
+
+@require_POST
+@queue_action
+def verify(request, preset_id):
+    """Queue a check of the preset's files on disk against their sha256, answered like install."""
+    preset, missing = _preset_or_404(preset_id)
+    if missing:
+        return missing
+    try:
+        job, created = queue.verify(preset, user=request.user)
+    except queue.QueueError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    return _answer(job, status=202 if created else 200, created=created, kind=job.kind)
 
 
 def _may_delete_partials(user, job, keep_partial):
@@ -103,16 +117,16 @@ def latest_jobs(user, preset_ids=None):
     if preset_ids is not None:
         jobs = jobs.filter(preset_id__in=preset_ids)
     newest = jobs.values("preset_id").annotate(newest=Max("id")).values("newest")
-    latest = list(DownloadJob.objects.filter(id__in=newest).only("preset_id", "state", "error", "requested_by"))
-    unfinished = JobFile.objects.filter(job__in=[j for j in latest if j.state != State.COMPLETED]).exclude(
-        state=State.COMPLETED
-    )
+    latest = list(DownloadJob.objects.filter(id__in=newest).only("preset_id", "kind", "state", "error", "requested_by"))
+    downloads = [j for j in latest if j.state != State.COMPLETED and j.kind == Kind.INSTALL]
+    unfinished = JobFile.objects.filter(job__in=downloads).exclude(state=State.COMPLETED)
     partial = {}
     for job_id, path in unfinished.values_list("job_id", "path"):
         partial[job_id] = partial.get(job_id, 0) + part_size(path)
     return {
         job.preset_id: {
             "job_id": job.pk,
+            "kind": job.kind,
             "state": job.state,
             "error": job.error or None,
             "partial_bytes": partial.get(job.pk, 0),
@@ -122,14 +136,16 @@ def latest_jobs(user, preset_ids=None):
     }
 
 
-def preset_status(installed, job):
+def preset_status(installed, job, corrupt=False):
     """What the models page shows: an active job's state (retrying included), else installed,
-    failed or available."""
+    failed, corrupt (a verify found a file not matching its sha256) or available."""
     if job and job["state"] in State.ACTIVE:
         return job["state"]
     if installed:
         return "installed"
-    return "failed" if job and job["state"] == "failed" else "available"
+    if job and job["state"] == "failed":
+        return "failed"
+    return "corrupt" if corrupt else "available"
 
 
 def preset_json(row, sizes, room, job=None):
@@ -144,11 +160,13 @@ def preset_json(row, sizes, room, job=None):
             "sha256": f["sha256"] or None,
             "optional": bool(f["optional"]),
             "installed": file_is_installed(f, sizes),
+            "corrupt": f["path"] in sizes.corrupt,
         }
         for f in row["files"]
     ]
     installed = preset_is_installed(row["files"], sizes)
     needs = room.needs(row["files"], sizes)
+    corrupt = any(f["corrupt"] for f in files)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -162,7 +180,7 @@ def preset_json(row, sizes, room, job=None):
         "source": row["source"],
         "retired": row["retired_at"] is not None,
         "installed": installed,
-        "status": preset_status(installed, job),
+        "status": preset_status(installed, job, corrupt),
         "needs_bytes": needs,
         "fits": room.fits(needs),
         "job": job,

@@ -383,3 +383,22 @@ def test_staff_uninstall_a_preset_from_its_card_after_confirming(page, app, brow
     expect(card(page, "BROKEN_MODEL")).to_have_attribute("data-status", "available")  # alice's page heard of it
     assert not installed.exists()
     context.close()
+
+
+def test_verify_from_the_page_finds_a_corrupt_file_and_re_download_fixes_it(page, app, server):
+    file = app.models / "checkpoints" / "broken_model.safetensors"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    good = server.files["/BROKEN_MODEL.safetensors"].bytes()
+    file.write_bytes(good[:1000] + bytes([good[1000] ^ 0xFF]) + good[1001:])
+    page.reload()
+    broken = card(page, "BROKEN_MODEL")
+    expect(broken).to_have_attribute("data-status", "installed")  # the right size: it looks installed
+
+    broken.get_by_role("button", name="Verify").click()
+    expect(broken).to_have_attribute("data-status", "corrupt")
+    expect(page.locator("#toasts")).to_contain_text("BROKEN_MODEL verified: ok: 0 files; corrupt: ['checkpoints/")
+    expect(broken).to_contain_text("Corrupt: checkpoints/broken_model.safetensors does not match its sha256")
+
+    broken.get_by_role("button", name="Re-download").click()
+    expect(broken).to_have_attribute("data-status", "installed")
+    assert file.read_bytes() == good

@@ -152,6 +152,7 @@ function modelsPage(canRefresh, isStaff) {
     },
 
     statusText(status, presetId) {
+      if (status === "downloading" && this.jobKind(presetId) === "verify") return "verifying";
       if (status !== "retrying") return status;
       const seconds = Math.ceil(((this.retryAt[presetId] || 0) - this.now) / 1000);
       return seconds > 0 ? `retrying in ${seconds} s` : "retrying now";
@@ -193,6 +194,10 @@ function modelsPage(canRefresh, isStaff) {
         showToast("error", `${this.nameOf(event.preset_id)} failed: ${event.error}`);
         this.reloadPreset(event.preset_id);
       } else if (event.type === "storage_changed") {
+        if (event.reason === "verify") {
+          const kind = event.result.includes("corrupt: []") ? "success" : "error";
+          showToast(kind, `${this.nameOf(event.preset_id)} verified: ${event.result}`);
+        }
         // Files came or went: which presets are installed, and which still fit, may have changed.
         this.loadPresets();
       } else if (event.type === "catalogue_refreshed" && catalogueChanged(event)) {
@@ -216,6 +221,12 @@ function modelsPage(canRefresh, isStaff) {
       }
     },
 
+    // Whether the preset's job in the queue downloads ("install") or checks its files ("verify").
+    jobKind(id) {
+      const job = [this.current, ...this.waiting].find((j) => j && j.preset_id === id);
+      return job ? job.kind : "install";
+    },
+
     nameOf(id) {
       const preset = this.presets.find((p) => p.id === id);
       return preset ? preset.name : id;
@@ -235,6 +246,7 @@ function modelsPage(canRefresh, isStaff) {
       if (action === "install") {
         showToast("info", data.status === "installed" ? `${preset.name} is already installed` : `${preset.name} queued`);
       }
+      if (action === "verify") showToast("info", `${preset.name} queued for verifying`);
       // The socket may have told newer news while this answer was on its way (the worker took
       // the job up): that stands; the answer only fills in when nothing came meanwhile.
       if (preset.status === before) preset.status = data.status === "cancelled" ? "available" : data.status;
@@ -249,17 +261,18 @@ function modelsPage(canRefresh, isStaff) {
       this.cancelling = {
         preset: fresh,
         failed: fresh.status === "failed",
+        verifying: job.kind === "verify" && fresh.status !== "failed",
         partial: job.partial_bytes || 0,
         canDelete: Boolean(job.can_delete_partial),
       };
     },
 
     async confirmCancel(keep) {
-      const { preset, failed, partial } = this.cancelling;
+      const { preset, failed, partial, verifying } = this.cancelling;
       this.cancelling = null;
       const data = await this.act(preset, "cancel", keep ? "" : "?keep_partial=false");
       if (!data) return;
-      const what = failed ? "failed download dismissed" : "download cancelled";
+      const what = verifying ? "verify stopped" : failed ? "failed download dismissed" : "download cancelled";
       let outcome = `${preset.name}: ${what}`;
       if (partial && keep) outcome += `; the ${humanSize(partial)} downloaded is kept and Install resumes from it`;
       else if (partial) outcome += ` and the ${humanSize(partial)} downloaded deleted`;

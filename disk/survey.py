@@ -6,8 +6,8 @@ One walk of the model directories (storage.ModelRoots.walk) and one look-up per 
 path (the same one every page uses, so "installed" means the same here as everywhere).
 """
 
+import time
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from downloads.models import JobFile, State
 from presets.models import Preset, file_is_installed, model_roots, preset_is_installed, preset_rows
@@ -24,7 +24,7 @@ class Survey:
         self.by_path = {entry.path: entry for entry in self.entries}
         self.rows = preset_rows(Preset.objects.all())
         paths = {f["path"] for row in self.rows for f in row["files"]}
-        located = self.roots.locate_paths(paths)
+        located = self.roots.locate_paths(paths, self.by_full)
         self.sizes = {path: size for path, (_found, size) in located.items()}
         # The entry each installed preset file path is (None: found through a path the walk did
         # not take, such as a link the walk lists but does not follow).
@@ -136,4 +136,5 @@ def _key(path):
 
 
 def _iso(timestamp):
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    """ISO 8601 in UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -95,7 +95,7 @@ def test_the_figures_are_those_of_the_files_on_disk(staff_client, model_file, se
         ("top-level.txt", 5, None),
     ]
     stray = os.stat(settings.MODEL_BASE_PATH / "loras/stray.safetensors").st_mtime
-    assert report["unmanaged"][0]["modified"] == datetime.fromtimestamp(stray, UTC).isoformat(timespec="seconds")
+    assert report["unmanaged"][0]["modified"] == f"{datetime.fromtimestamp(stray, UTC):%Y-%m-%dT%H:%M:%S}Z"
     assert [(p["path"], p["bytes"], p["job"]) for p in report["partials"]] == [
         ("checkpoints/gamma.safetensors.part", 40, None)
     ]

@@ -9,6 +9,7 @@ import pytest
 from disk.models import StorageAction
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, State
+from presets.models import model_roots
 from realtime.events import STORAGE_CHANGED
 from realtime.models import Event
 from storage import write_ranges
@@ -302,3 +303,34 @@ def test_staff_get_the_page_and_its_link(staff_client):
     assert page.status_code == 200
     assert b'data-testid="storage-link"' in page.content
     assert b"presetsite/storage.js" in page.content
+
+
+def test_the_walk_spares_look_ups_without_changing_what_counts_as_installed(model_file, settings, tmp_path):
+    root = settings.MODEL_BASE_PATH
+    outside = tmp_path / "outside"
+    model_file("checkpoints/plain.safetensors", 10)
+    model_file("clip/legacy.safetensors", 11)
+    model_file("checkpoints/sub/deep.safetensors", 12)
+    model_file("vae/on-another-disk.safetensors", 13, root=tmp_path / "other-disk")
+    os.symlink(tmp_path / "other-disk" / "vae", root / "vae")  # a model folder that is a link: ComfyUI looks there
+    model_file("linked/far.safetensors", 14, root=outside)
+    (root / "loras").mkdir()
+    os.symlink(outside / "linked", root / "loras" / "sub")  # a subfolder leaving the roots
+    os.symlink(outside / "linked" / "far.safetensors", root / "loras" / "far.safetensors")
+    os.symlink(root / "checkpoints" / "plain.safetensors", root / "loras" / "near.safetensors")
+    paths = [
+        "checkpoints/plain.safetensors",
+        "text_encoders/legacy.safetensors",
+        "checkpoints/sub/deep.safetensors",
+        "vae/on-another-disk.safetensors",
+        "loras/sub/far.safetensors",
+        "loras/far.safetensors",
+        "loras/near.safetensors",
+        "loras/missing.safetensors",
+    ]
+    roots = model_roots()
+    walked = {entry.full: entry for entry in roots.walk()}
+
+    assert roots.locate_paths(paths, walked) == roots.locate_paths(paths)
+    assert sorted(roots.file_sizes(paths)) == sorted(paths[:4] + ["loras/near.safetensors"])
+    assert walked[str(root / "vae" / "on-another-disk.safetensors")].folder == "vae"

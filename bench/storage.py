@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/storage.py [--files 20000] [--folders 200] [--presets 1000] [--runs 7]
 
-The files are sparse (each claims up to 2 GB and takes no disk space); the catalogue's presets
-list two files each, one in three of them not on disk, so the answer has presets installed, files
-missing, shared files, unmanaged files, .part files and duplicates to find. Warm: the file
-system's caches hold the tree (the first request is timed apart, as "first"). Runs on a
-throw-away SQLite database and model root. Goal: warm < 500 ms.
+The files are sparse (each claims up to 2 GB and takes no disk space), with a .part in each
+folder; the catalogue's presets list three files each, two of their own (the second one missing
+for one preset in three) and one shared with the next preset, so the answer has presets
+installed and not, shared files, unmanaged files, .part files and a pair of duplicates.
+Warm: the file system's caches hold the tree (the first request is timed apart, as "first").
+Runs on a throw-away SQLite database and model root. Goal: warm < 500 ms (the median).
 """
 
 import argparse
@@ -44,8 +45,8 @@ def build_tree(root, files, folders):
 
 
 def build_catalogue(written, presets):
-    """`presets` presets of two files: one on disk, one on disk for two presets in three (else
-    missing); neighbours share a file, and every tenth file has a sha256 in the catalogue."""
+    """`presets` presets of three files (see the module's docstring); two files of the same
+    size get the same sha256 in the catalogue."""
     from presets.models import Category, Preset, PresetFile
 
     category = Category.objects.create(name="Bench", type="image")
@@ -87,7 +88,6 @@ def main():
 
     workdir = setup_django("presetsite-storage-bench-")
     root = workdir / "models"
-    os.environ["MODEL_BASE_PATH"] = str(root)
     from django.conf import settings
     from django.contrib.auth.models import User
     from django.test import Client

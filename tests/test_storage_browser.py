@@ -52,6 +52,15 @@ def test_the_storage_page_follows_the_disk_and_cleans_up_after_a_preview(browser
     page.get_by_role("button", name="Keep it").click()
     expect(page.get_by_test_id("uninstall-dialog")).to_have_count(0)
 
+    other = browser.new_context()
+    watcher = other.new_page()  # another staff member's storage page, open meanwhile
+    watcher.goto(f"{app.base}/login/?next=/storage/")
+    watcher.fill("input[name=username]", "root")
+    watcher.fill("input[name=password]", "r-long-password")
+    watcher.click("button[type=submit]")
+    expect(watcher.get_by_test_id("unmanaged")).to_contain_text("loras/stray.safetensors")
+    expect(watcher.locator("h1 .dot")).to_have_class("dot on")
+
     page.get_by_label("select loras/stray.safetensors").check()
     page.get_by_label("select checkpoints/gone.safetensors.part").check()
     page.get_by_test_id("clean-up").click()
@@ -62,4 +71,6 @@ def test_the_storage_page_follows_the_disk_and_cleans_up_after_a_preview(browser
     expect(page.locator("#toasts")).to_contain_text(re.compile(r"Deleted 2 files, 4\.9 KB freed"))
     expect(unmanaged).to_be_hidden()
     assert not stray.exists() and not orphan.exists()
+    expect(watcher.get_by_test_id("unmanaged")).to_be_hidden()  # told by storage_changed
     context.close()
+    other.close()

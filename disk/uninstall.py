@@ -17,6 +17,7 @@ from presets.models import Preset, PresetFile, clear_corrupt, disk_sizes, model_
 from presets.sizes import human_size
 from realtime.events import STORAGE_CHANGED, publish
 from storage import LEGACY_FOLDERS, canonical_folder
+from storage import Refused as NotRemovable
 
 
 class Refused(Exception):
@@ -40,11 +41,11 @@ def uninstall(preset, user=None):
             continue
         for entry in entries:
             shown = roots.shown(entry)
-            if not roots.holds(entry):
-                refused.append({"path": shown, "reason": "outside the model root and the extra model paths"})
-                continue
             try:
-                freed += remove(entry)
+                freed += remove(roots, entry)
+            except NotRemovable as refusal:
+                refused.append({"path": shown, "reason": str(refusal)})
+                continue
             except OSError as error:
                 refused.append({"path": shown, "reason": error.strerror or str(error)})
                 continue
@@ -71,11 +72,11 @@ def needed_elsewhere(preset, paths):
     return {_key(path) for path in [*listed, *held.values_list("path", flat=True)]}
 
 
-def remove(entry):
-    """Unlink one name; return the bytes that freed. A link frees nothing (its target stays),
-    and neither does a file with other hard links."""
+def remove(roots, entry):
+    """Unlink one name (through the storage module's containment); return the bytes that freed.
+    A link frees nothing (its target stays), and neither does a file with other hard links."""
     info = os.lstat(entry)
-    os.unlink(entry)
+    roots.remove(str(entry))
     if stat.S_ISLNK(info.st_mode) or info.st_nlink > 1:
         return 0
     return info.st_size

@@ -4,4 +4,5 @@ from disk import views
 
 urlpatterns = [
     path("", views.storage_json, name="storage-api"),
+    path("cleanup", views.cleanup, name="storage-cleanup"),
 ]

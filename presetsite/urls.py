@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.login import LoginForm
-from disk.views import uninstall_preset
+from disk.views import storage_page, uninstall_preset
 from downloads.pages import models_page, preset_page
 from templates_scan import views as template_views
 
@@ -17,6 +17,7 @@ urlpatterns = [
         "templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"
     ),
     path("templates/<int:template_id>/card", template_views.template_card, name="templates-card"),
+    path("storage/", storage_page, name="storage-page"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

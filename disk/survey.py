@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 
 from downloads.models import JobFile, State
-from presets.models import Preset, file_is_installed, model_roots, preset_is_installed, preset_rows
+from presets.models import Preset, file_is_installed, model_roots, preset_is_installed, preset_rows, with_corrupt_marks
 from storage import PART_SUFFIX, canonical_folder
 
 
@@ -25,7 +25,7 @@ class Survey:
         self.rows = preset_rows(Preset.objects.all())
         paths = {f["path"] for row in self.rows for f in row["files"]}
         located = self.roots.locate_paths(paths, self.by_full)
-        self.sizes = {path: size for path, (_found, size) in located.items()}
+        self.sizes = with_corrupt_marks({path: size for path, (_found, size) in located.items()})
         # The entry each installed preset file path is (None: found through a path the walk did
         # not take, such as a link the walk lists but does not follow).
         self.found = {path: self.by_full.get(str(found)) for path, (found, _size) in located.items()}

@@ -272,7 +272,13 @@ class DiskSizes(dict):
 def disk_sizes(paths):
     """The sizes of the preset files on disk, with the corrupt marks among them (what
     file_is_installed and preset_is_installed judge by)."""
-    return DiskSizes(model_roots().file_sizes(paths), CorruptFile.objects.values_list("path", flat=True))
+    return with_corrupt_marks(model_roots().file_sizes(paths))
+
+
+def with_corrupt_marks(sizes):
+    """Sizes found on disk (path -> bytes) as the installed rule takes them: with the marks of
+    the files a verify found corrupt."""
+    return DiskSizes(sizes, CorruptFile.objects.values_list("path", flat=True))
 
 
 def locate_file(path):

@@ -53,8 +53,8 @@ class JobFileInline(admin.TabularInline):
 
 @admin.register(DownloadJob)
 class DownloadJobAdmin(admin.ModelAdmin):
-    list_display = ("preset", "state", "progress", "requested_by", "queued_at", "finished_at", "short_error")
-    list_filter = ("state",)
+    list_display = ("preset", "kind", "state", "progress", "requested_by", "queued_at", "finished_at", "short_error")
+    list_filter = ("kind", "state")
     search_fields = ("preset__id", "preset__name", "requested_by__username")
     date_hierarchy = "queued_at"
     list_select_related = ("preset", "requested_by")

@@ -24,7 +24,6 @@ import hashlib
 import os
 import queue
 import re
-import shutil
 import socket
 import ssl
 import threading
@@ -45,6 +44,7 @@ from presets.sizes import human_size
 from storage import (
     NAME_MAX,
     RangesRecord,
+    free_space,
     fsync_dir,
     part_path,
     partial_bytes,
@@ -1244,7 +1244,22 @@ def _from(source: str | None) -> str:
     return f" (from {source})" if source else ""
 
 
-def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int) -> None:
+def hash_file(
+    path: Path,
+    *,
+    control: StopSource | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    block: int = 1 << 20,
+) -> tuple[int, str]:
+    """The size and sha256 of a file in place (a verify of an installed file), read as a resume
+    reads its .part: interruptible by `control` (raises Stopped), on_progress(bytes read so far)."""
+    size = path.stat().st_size
+    hasher = hashlib.sha256()
+    _hash_existing(path, size, hasher, control, block, on_progress)
+    return size, hasher.hexdigest()
+
+
+def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, block: int, on_progress=None) -> None:
     """Feed the bytes already on disk to the hash (interruptible: a .part can be 40 GB)."""
     with open(path, "rb") as fh:
         remaining = size
@@ -1255,6 +1270,8 @@ def _hash_existing(path: Path, size: int, hasher, control: StopSource | None, bl
                 break
             hasher.update(data)
             remaining -= len(data)
+            if on_progress:
+                on_progress(size - remaining)
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
@@ -1270,7 +1287,7 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 def _check_disk_space(spec: FileSpec, part: Path, *, needed: int | None, reclaimed: int, options: Options) -> None:
     if needed is None:
         return
-    free = shutil.disk_usage(part.parent).free + reclaimed - options.disk_reserve
+    free = free_space(part.parent, options.disk_reserve) + reclaimed
     if needed > free:
         raise DownloadError(
             f"not enough disk space: need {human_size(needed)}, {human_size(max(free, 0))} free",

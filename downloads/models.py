@@ -35,6 +35,14 @@ class State(models.TextChoices):
     CANCELLABLE = nonmember((QUEUED, DOWNLOADING, PAUSED, RETRYING, FAILED))
 
 
+class Kind(models.TextChoices):
+    """What a job does with the preset's files: download them, or check those on disk against
+    their sha256. Both go through the one queue, so a check never competes with a download."""
+
+    INSTALL = "install"
+    VERIFY = "verify"
+
+
 class DownloadJobQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state__in=State.ACTIVE)
@@ -56,6 +64,7 @@ class DownloadJobQuerySet(models.QuerySet):
 class DownloadJob(models.Model):
     preset = models.ForeignKey("presets.Preset", on_delete=models.CASCADE, related_name="download_jobs")
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.INSTALL)
     force = models.BooleanField(default=False)
     keep_partial = models.BooleanField(default=True, help_text="On cancel, keep the .part files for later")
     queued_at = models.DateTimeField(default=timezone.now, help_text="FIFO order; a retried job goes to the back")
@@ -111,6 +120,7 @@ class DownloadJob(models.Model):
             "job_id": self.pk,
             "preset_id": self.preset_id,
             "preset_name": self.preset.name,
+            "kind": self.kind,
             "status": self.state,
             **file_progress(
                 current.path if current else None,

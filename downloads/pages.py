@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
+from downloads.models import Kind, State
 from downloads.queue import STATE_WORDS
 from downloads.views import part_size
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed
@@ -29,16 +30,27 @@ def preset_page(request, preset_id):
     context = {
         "preset": preset,
         "installed": preset_is_installed(rows, sizes),
-        "files": [file_on_disk(f, file_is_installed(row, sizes)) for f, row in zip(files, rows, strict=False)],
+        "corrupt": bool(sizes.corrupt),
+        "on_disk": bool(sizes),
+        "files": [
+            file_on_disk(f, file_is_installed(row, sizes), f.path in sizes.corrupt)
+            for f, row in zip(files, rows, strict=False)
+        ],
         "jobs": [
-            {"job": job, "outcome": STATE_WORDS[job.state]}
+            {"job": job, "outcome": outcome(job)}
             for job in preset.download_jobs.select_related("requested_by").order_by("-created_at", "-id")
         ],
     }
     return render(request, "downloads/preset_detail.html", context)
 
 
-def file_on_disk(file, installed):
+def outcome(job):
+    if job.kind == Kind.VERIFY:
+        return "verified" if job.state == State.COMPLETED else f"verify {STATE_WORDS[job.state]}"
+    return STATE_WORDS[job.state]
+
+
+def file_on_disk(file, installed, corrupt):
     path = PurePosixPath(file.path)
     partial = 0 if installed else part_size(file.path)
     return {
@@ -47,5 +59,6 @@ def file_on_disk(file, installed):
         "size": human_size(file.exact_bytes) if file.exact_bytes is not None else file.size,
         "optional": file.optional,
         "installed": installed,
+        "corrupt": corrupt,
         "partial": human_size(partial) if partial else "",
     }

@@ -12,10 +12,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from downloads.models import DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, Kind, State
 from presets.models import disk_sizes, file_is_installed
+from presets.sizes import human_size
 from realtime.events import QUEUE_UPDATED, publish
-from storage import new_download_path, remove_partial
+from storage import free_space, new_download_path, partial_bytes, remove_partial
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ class QueueError(Exception):
     """The request does not fit the job's state (e.g. resuming a job that is not paused)."""
 
 
+class NoRoom(QueueError):
+    """What a preset still has to download does not fit in the model disk's free space."""
+
+
 def install(preset, user=None, force=False):
     """Queue a preset; return (job, created). An already active job is returned as it is, and
     (None, False) means every file is already on disk: there is nothing to download.
@@ -36,11 +41,12 @@ def install(preset, user=None, force=False):
     """
     existing = active_job(preset)
     if existing:
-        return existing, False
+        return _unless_verifying(existing), False
     files = list(preset.files.all())
     sizes = disk_sizes(f.path for f in files)
     if not force and all(file_is_installed(_row(file), sizes) for file in files):
         return None, False
+    refuse_unless_it_fits(preset, [_row(file) for file in files], sizes, force)
     for _ in range(INSTALL_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -61,7 +67,7 @@ def install(preset, user=None, force=False):
             # unless it was cancelled meanwhile too; then we try again.
             existing = active_job(preset)
             if existing:
-                return existing, False
+                return _unless_verifying(existing), False
     else:
         raise QueueError(f"{preset.pk} is being queued and cancelled by others right now; try again")
     transaction.on_commit(kick_worker)
@@ -69,8 +75,98 @@ def install(preset, user=None, force=False):
     return job, True
 
 
+def _unless_verifying(job):
+    if job.kind == Kind.VERIFY:
+        raise QueueError(f"{job.preset.name} is being verified; install it once that is done")
+    return job
+
+
+def verify(preset, user=None):
+    """Queue a check of the preset's files on disk against their sha256; return (job, created).
+
+    An active verify of the preset is returned as it is; any other active job refuses it
+    (QueueError): one job per preset, and a download checks what it writes anyway. Files on
+    disk are checked whether or not they count as installed (a corrupt one may be good again);
+    those without a known sha256 are kept as skipped rows, reported as not checkable.
+    """
+    existing = active_job(preset)
+    if existing:
+        return _verifying(existing), False
+    files = list(preset.files.all())
+    sizes = disk_sizes(f.path for f in files)
+    on_disk = [f for f in files if f.path in sizes]
+    if not on_disk:
+        raise QueueError(f"no file of {preset.name} is on disk to verify")
+    try:
+        with transaction.atomic():
+            job = DownloadJob.objects.create(
+                preset=preset, kind=Kind.VERIFY, requested_by=user if user and user.is_authenticated else None
+            )
+            rows = [_job_file(job, position, file, skip=not file.sha256) for position, file in enumerate(on_disk)]
+            for row in rows:
+                row.bytes_total = sizes[row.path]
+            JobFile.objects.bulk_create(rows)
+            job.bytes_total = sum(row.bytes_total for row in rows if not row.skipped)
+            job.save(update_fields=["bytes_total"])
+    except IntegrityError:
+        return _verifying(active_job(preset)), False  # queued by someone else meanwhile
+    transaction.on_commit(kick_worker)
+    transaction.on_commit(publish_queue)
+    return job, True
+
+
+def _verifying(job):
+    if job is None or job.kind != Kind.VERIFY:
+        what = f"its download is {STATE_WORDS[job.state]}" if job else "its queue place is changing"
+        raise QueueError(f"{what}; verify it once that is done")
+    return job
+
+
 def _row(file):
-    return {"path": file.path, "exact_bytes": file.exact_bytes}
+    return {"path": file.path, "exact_bytes": file.exact_bytes, "approx_bytes": file.approx_bytes}
+
+
+def refuse_unless_it_fits(preset, files, sizes, force=False):
+    """Raise NoRoom when the preset's download would not fit, rather than let its job fail later."""
+    room = Room()
+    needed = room.needs(files, sizes, force)
+    if not room.fits(needed):
+        raise NoRoom(
+            f"{preset.name} does not fit on the model disk: it needs {human_size(needed)}, "
+            f"{human_size(max(room.free, 0))} free (keeping DOWNLOAD_DISK_RESERVE of "
+            f"{human_size(settings.DOWNLOAD_DISK_RESERVE)} free)"
+        )
+
+
+class Room:
+    """The room downloads have on the model disk now, for any number of presets: the free space
+    of the model root's file system less DOWNLOAD_DISK_RESERVE, and what .part files hold."""
+
+    def __init__(self):
+        self.free = free_space(settings.MODEL_BASE_PATH, settings.DOWNLOAD_DISK_RESERVE)
+        # Only a path a job left unfinished can have a .part (it goes with the last job that may
+        # resume it): a handful of look-ups, not one per file of the catalogue.
+        unfinished = JobFile.objects.exclude(state=State.COMPLETED).values_list("path", flat=True).distinct()
+        self.partial = {path: part_size(path) for path in unfinished}
+
+    def needs(self, files, sizes, force=False):
+        """What installing these files (rows with path, exact_bytes, approx_bytes) would still
+        write: each file not installed (every file when forced) at its exact size, else its
+        approximate one, less what its .part already holds. A file of unknown size counts nothing."""
+        needed = 0
+        for file in files:
+            if force or not file_is_installed(file, sizes):
+                size = file["exact_bytes"] or file["approx_bytes"] or 0
+                needed += max(0, size - self.partial.get(file["path"], 0))
+        return needed
+
+    def fits(self, needed):
+        return needed <= self.free
+
+
+def part_size(path):
+    """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
+    return partial_bytes(new_download_path(settings.MODEL_BASE_PATH, path))
 
 
 def _job_file(job, position, file, skip):
@@ -181,6 +277,8 @@ def _transition(job, allowed, new_state, rule, **fields):
 
 
 def delete_partials(job):
+    if job.kind == Kind.VERIFY:
+        return  # it wrote nothing; a .part at its paths is an install's
     for path in job.files.exclude(state=State.COMPLETED).values_list("path", flat=True):
         _delete_partial(path)
 
@@ -199,7 +297,7 @@ def delete_abandoned_partials():
     """Delete the .part files of downloads cancelled without keep_partial whose worker died
     before it could delete them (it deletes them once it has stopped)."""
     abandoned = JobFile.objects.exclude(state=State.COMPLETED).filter(
-        job__state=State.CANCELLED, job__keep_partial=False
+        job__state=State.CANCELLED, job__keep_partial=False, job__kind=Kind.INSTALL
     )
     delete_unclaimed_partials(abandoned.values_list("path", flat=True))
 
@@ -211,7 +309,11 @@ def delete_finished_jobs(jobs):
     the queue. Returns how many jobs were deleted.
     """
     finished = jobs.finished()
-    paths = list(JobFile.objects.filter(job__in=finished).exclude(state=State.COMPLETED).values_list("path", flat=True))
+    paths = list(
+        JobFile.objects.filter(job__in=finished, job__kind=Kind.INSTALL)
+        .exclude(state=State.COMPLETED)
+        .values_list("path", flat=True)
+    )
     _, deleted = finished.delete()
     delete_unclaimed_partials(paths)
     return deleted.get(DownloadJob._meta.label, 0)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<str:preset_id>/resume", views.resume, name="preset-resume"),
     path("<str:preset_id>/cancel", views.cancel, name="preset-cancel"),
     path("<str:preset_id>/retry", views.retry, name="preset-retry"),
+    path("<str:preset_id>/verify", views.verify, name="preset-verify"),
 ]

@@ -1,7 +1,6 @@
 """The JSON API of what users download: install, pause, resume, cancel, retry, the queue's state,
 and the presets as the models page shows them (on disk or not, and how their last download went)."""
 
-from django.conf import settings
 from django.db.models import Max
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -9,9 +8,9 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.auth import queue_action
 from accounts.params import query_flag
 from downloads import queue
-from downloads.models import DownloadJob, JobFile, State
+from downloads.models import DownloadJob, JobFile, Kind, State
+from downloads.queue import part_size
 from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
-from storage import new_download_path, partial_bytes
 
 
 def _preset_or_404(preset_id):
@@ -43,11 +42,27 @@ def install(request, preset_id):
         return _forbidden("only staff can force a reinstall of files already on disk")
     try:
         job, created = queue.install(preset, user=request.user, force=force)
+    except queue.NoRoom as exc:
+        return JsonResponse({"error": str(exc)}, status=507)
     except queue.QueueError as exc:
         return JsonResponse({"error": str(exc)}, status=409)
     if job is None:
         return JsonResponse({"preset_id": preset.pk, "job_id": None, "status": "installed", "created": False})
     return _answer(job, status=202 if created else 200, created=created)
+
+
+@require_POST
+@queue_action
+def verify(request, preset_id):
+    """Queue a check of the preset's files on disk against their sha256, answered like install."""
+    preset, missing = _preset_or_404(preset_id)
+    if missing:
+        return missing
+    try:
+        job, created = queue.verify(preset, user=request.user)
+    except queue.QueueError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    return _answer(job, status=202 if created else 200, created=created, kind=job.kind)
 
 
 def _may_delete_partials(user, job, keep_partial):
@@ -102,16 +117,16 @@ def latest_jobs(user, preset_ids=None):
     if preset_ids is not None:
         jobs = jobs.filter(preset_id__in=preset_ids)
     newest = jobs.values("preset_id").annotate(newest=Max("id")).values("newest")
-    latest = list(DownloadJob.objects.filter(id__in=newest).only("preset_id", "state", "error", "requested_by"))
-    unfinished = JobFile.objects.filter(job__in=[j for j in latest if j.state != State.COMPLETED]).exclude(
-        state=State.COMPLETED
-    )
+    latest = list(DownloadJob.objects.filter(id__in=newest).only("preset_id", "kind", "state", "error", "requested_by"))
+    downloads = [j for j in latest if j.state != State.COMPLETED and j.kind == Kind.INSTALL]
+    unfinished = JobFile.objects.filter(job__in=downloads).exclude(state=State.COMPLETED)
     partial = {}
     for job_id, path in unfinished.values_list("job_id", "path"):
         partial[job_id] = partial.get(job_id, 0) + part_size(path)
     return {
         job.preset_id: {
             "job_id": job.pk,
+            "kind": job.kind,
             "state": job.state,
             "error": job.error or None,
             "partial_bytes": partial.get(job.pk, 0),
@@ -121,22 +136,20 @@ def latest_jobs(user, preset_ids=None):
     }
 
 
-def part_size(path):
-    """Bytes in the .part of a model file: what cancelling with keep_partial=false would delete."""
-    return partial_bytes(new_download_path(settings.MODEL_BASE_PATH, path))
-
-
-def preset_status(installed, job):
+def preset_status(installed, job, corrupt=False):
     """What the models page shows: an active job's state (retrying included), else installed,
-    failed or available."""
+    failed, corrupt (a verify found a file not matching its sha256) or available."""
     if job and job["state"] in State.ACTIVE:
         return job["state"]
     if installed:
         return "installed"
-    return "failed" if job and job["state"] == "failed" else "available"
+    if job and job["state"] == "failed":
+        return "failed"
+    return "corrupt" if corrupt else "available"
 
 
-def preset_json(row, sizes, job=None):
+def preset_json(row, sizes, room, job=None):
+    """A preset as the models page shows it; `room`: a queue.Room, whether it fits."""
     files = [
         {
             "path": f["path"],
@@ -147,10 +160,13 @@ def preset_json(row, sizes, job=None):
             "sha256": f["sha256"] or None,
             "optional": bool(f["optional"]),
             "installed": file_is_installed(f, sizes),
+            "corrupt": f["path"] in sizes.corrupt,
         }
         for f in row["files"]
     ]
     installed = preset_is_installed(row["files"], sizes)
+    needs = room.needs(row["files"], sizes)
+    corrupt = any(f["corrupt"] for f in files)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -164,7 +180,9 @@ def preset_json(row, sizes, job=None):
         "source": row["source"],
         "retired": row["retired_at"] is not None,
         "installed": installed,
-        "status": preset_status(installed, job),
+        "status": preset_status(installed, job, corrupt),
+        "needs_bytes": needs,
+        "fits": room.fits(needs),
         "job": job,
         "files": files,
     }
@@ -188,7 +206,8 @@ def preset_list(request):
 
     sizes = disk_sizes(f["path"] for row in rows for f in row["files"])
     jobs = latest_jobs(request.user)
-    items = [preset_json(row, sizes, jobs.get(row["id"])) for row in rows]
+    room = queue.Room()
+    items = [preset_json(row, sizes, room, jobs.get(row["id"])) for row in rows]
     installed = query_flag(request, "installed")
     if installed is not None:
         items = [item for item in items if item["installed"] == installed]
@@ -201,4 +220,5 @@ def preset_detail(request, preset_id):
     if not rows:
         return JsonResponse({"error": f"preset {preset_id} not found"}, status=404)
     sizes = disk_sizes(f["path"] for f in rows[0]["files"])
-    return JsonResponse(preset_json(rows[0], sizes, latest_jobs(request.user, [preset_id]).get(preset_id)))
+    job = latest_jobs(request.user, [preset_id]).get(preset_id)
+    return JsonResponse(preset_json(rows[0], sizes, queue.Room(), job))

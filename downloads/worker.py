@@ -21,11 +21,19 @@ from django.utils import timezone
 from django_q.signals import post_spawn
 
 from downloads import engine
-from downloads.models import DownloadJob, JobFile, State, file_progress, job_progress
+from downloads.models import DownloadJob, JobFile, Kind, State, file_progress, job_progress
 from downloads.queue import delete_abandoned_partials, delete_partials, kick_worker, publish_queue
+from downloads.signals import verify_finished
 from downloads.sources import Sources
-from presets.models import PresetFile
-from realtime.events import DOWNLOAD_COMPLETE, DOWNLOAD_FAILED, DOWNLOAD_PROGRESS, DOWNLOAD_RETRYING, publish
+from presets.models import PresetFile, clear_corrupt, locate_file, mark_corrupt
+from realtime.events import (
+    DOWNLOAD_COMPLETE,
+    DOWNLOAD_FAILED,
+    DOWNLOAD_PROGRESS,
+    DOWNLOAD_RETRYING,
+    STORAGE_CHANGED,
+    publish,
+)
 from storage import new_download_path, part_path, unsafe_path_reason
 
 log = logging.getLogger(__name__)
@@ -80,13 +88,18 @@ def claim_next_job():
 
 
 def run_job(job):
-    log.info("downloading %s (job %s)", job.preset_id, job.pk)
+    verifying = job.kind == Kind.VERIFY
+    log.info("%s %s (job %s)", "verifying" if verifying else "downloading", job.preset_id, job.pk)
     for file in job.files.exclude(state=State.COMPLETED).order_by("position"):
-        outcome = run_file(job, file)
+        outcome = verify_file(job, file) if verifying else run_file(job, file)
         if outcome != State.COMPLETED:
             return outcome
     if job.finish(State.COMPLETED):
-        publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
+        if verifying:
+            verify_done(job)
+        else:
+            publish(DOWNLOAD_COMPLETE, preset_id=job.preset_id, job_id=job.pk)
+            publish(STORAGE_CHANGED, reason="install", preset_id=job.preset_id)
     return State.COMPLETED
 
 
@@ -132,18 +145,7 @@ def run_file(job, file):
             options=engine_options(),
         )
     except engine.Stopped as stop:
-        JobFile.objects.filter(pk=file.pk).update(state=State.QUEUED, speed=0)
-        DownloadJob.objects.filter(pk=job.pk).update(speed=0)
-        if stop.reason == "shutdown":
-            # The cluster is stopping: the job goes back to the head of the queue, and the next
-            # start resumes it from its .part.
-            job.transition(State.RUNNING, State.QUEUED)
-        else:
-            job.refresh_from_db()  # paused or cancelled: by whom, and keeping the .part files?
-        if stop.reason == "cancel" and not job.keep_partial:
-            delete_partials(job)
-        log.info("%s stopped: %s", job.preset_id, stop.reason)
-        return job.state
+        return stopped(job, file, stop)
     except engine.DownloadError as error:
         return fail_file(job, file, error.message)
     except OSError as error:
@@ -161,7 +163,88 @@ def run_file(job, file):
     )
     progress.file_done(result.size)
     learn_from_source(job, file, result)
+    clear_corrupt([file.path])  # verified as it was written (or found whole in place)
     return State.COMPLETED
+
+
+MISSING = "missing"  # the error of a verified file that was deleted before its turn
+
+
+def verify_file(job, file):
+    """Hash a file of a verify job where ComfyUI finds it, with progress as a download's (one
+    connection), and mark it corrupt, or clear its mark, by its sha256. Pause, cancel and a
+    shutdown stop it as they stop a download; it starts again from the first byte."""
+    JobFile.objects.filter(pk=file.pk).update(
+        state=State.DOWNLOADING, started_at=timezone.now(), error="", connections=1
+    )
+    progress = ProgressRecorder(job, file)
+    found = locate_file(file.path)
+    try:
+        if found is None:
+            raise FileNotFoundError
+        size, digest = engine.hash_file(
+            found, control=JobControl(job.pk), on_progress=lambda done: progress(done, file.bytes_total, 1)
+        )
+    except engine.Stopped as stop:
+        return stopped(job, file, stop)
+    except FileNotFoundError:
+        # Deleted since the job was queued: nothing to check, nor to mark.
+        JobFile.objects.filter(pk=file.pk).update(
+            state=State.COMPLETED, skipped=True, error=MISSING, finished_at=timezone.now(), speed=0
+        )
+        return State.COMPLETED
+    except OSError as error:
+        return fail_file(job, file, f"{file.path}: cannot read {found}: {error.strerror or error}")
+    corrupt = digest != file.sha256.strip().lower()
+    if corrupt:
+        mark_corrupt(file.path, file.sha256, digest, size)
+    else:
+        clear_corrupt([file.path])
+    JobFile.objects.filter(pk=file.pk).update(
+        state=State.COMPLETED,
+        bytes_done=size,
+        bytes_total=size,
+        verified_sha256=digest,
+        error=f"corrupt: sha256 {digest}, expected {file.sha256}" if corrupt else "",
+        finished_at=timezone.now(),
+        speed=0,
+    )
+    progress.file_done(size)
+    return State.COMPLETED
+
+
+def verify_done(job):
+    """Tell who listens what a verify found: the audit (disk, through verify_finished) and the
+    open pages (storage_changed), in the words the audit keeps."""
+    files = list(job.files.all())
+    checked = [f for f in files if not f.skipped]
+    corrupt = [f.path for f in checked if f.error]
+    unknown = [f.path for f in files if f.skipped and f.error != MISSING]
+    result = f"ok: {len(checked) - len(corrupt)} files; corrupt: {corrupt}; not checkable: {unknown}"
+    missing = [f.path for f in files if f.error == MISSING]
+    if missing:
+        result += f"; missing: {missing}"
+    paths, checked_bytes = [f.path for f in files], sum(f.bytes_done for f in checked)
+    log.info("verified %s: %s", job.preset_id, result)
+    verify_finished.send(sender=DownloadJob, job=job, paths=paths, bytes_checked=checked_bytes, result=result)
+    publish(STORAGE_CHANGED, reason="verify", preset_id=job.preset_id, job_id=job.pk, result=result)
+
+
+def stopped(job, file, stop):
+    """A pause, cancel or shutdown took effect: the file waits in the queue again. Returns the
+    job's state now."""
+    JobFile.objects.filter(pk=file.pk).update(state=State.QUEUED, speed=0)
+    DownloadJob.objects.filter(pk=job.pk).update(speed=0)
+    if stop.reason == "shutdown":
+        # The cluster is stopping: the job goes back to the head of the queue, and the next
+        # start resumes it from its .part.
+        job.transition(State.RUNNING, State.QUEUED)
+    else:
+        job.refresh_from_db()  # paused or cancelled: by whom, and keeping the .part files?
+    if stop.reason == "cancel" and not job.keep_partial:
+        delete_partials(job)
+    log.info("%s stopped: %s", job.preset_id, stop.reason)
+    return job.state
 
 
 def learn_from_source(job, file, result):

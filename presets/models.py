@@ -241,9 +241,10 @@ def catalogue_entry(row):
 
 
 def file_is_installed(file, sizes):
-    """On disk, and of the exact size when we know it (upstream sizes are only approximate)."""
+    """On disk, not found corrupt by a verify, and of the exact size when we know it (upstream
+    sizes are only approximate). `sizes` is what disk_sizes answers."""
     on_disk = sizes.get(file["path"])
-    if not on_disk:
+    if not on_disk or file["path"] in sizes.corrupt:
         return False
     return file["exact_bytes"] is None or on_disk == file["exact_bytes"]
 
@@ -259,9 +260,56 @@ def model_roots():
     return ModelRoots.from_settings(settings.MODEL_BASE_PATH, settings.COMFYUI_EXTRA_MODEL_PATHS)
 
 
+class DiskSizes(dict):
+    """Each preset file path found on disk (wherever ComfyUI would find it) -> its size, and in
+    `corrupt` those of them a verify found not to match their sha256: on disk, yet not installed."""
+
+    def __init__(self, sizes, corrupt):
+        super().__init__(sizes)
+        self.corrupt = frozenset(corrupt) & self.keys()
+
+
 def disk_sizes(paths):
-    """Map each preset file path that is installed (wherever ComfyUI would find it) to its size."""
-    return model_roots().file_sizes(paths)
+    """The sizes of the preset files on disk, with the corrupt marks among them (what
+    file_is_installed and preset_is_installed judge by)."""
+    return with_corrupt_marks(model_roots().file_sizes(paths))
+
+
+def with_corrupt_marks(sizes):
+    """Sizes found on disk (path -> bytes) as the installed rule takes them: with the marks of
+    the files a verify found corrupt."""
+    return DiskSizes(sizes, CorruptFile.objects.values_list("path", flat=True))
+
+
+def locate_file(path):
+    """The file on disk a preset file path names (wherever ComfyUI would find it), or None."""
+    return model_roots().find(path)
+
+
+class CorruptFile(models.Model):
+    """A model file a verify found not to match its known sha256. While marked, the file counts
+    as not installed (so its presets show as such, and an install fetches it again); a completed
+    download of the path, or a verify that matches, clears the mark."""
+
+    path = models.CharField(max_length=MAX_LENGTHS["path"], unique=True, help_text="Relative to the model root")
+    expected_sha256 = models.CharField(max_length=64)
+    actual_sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField(help_text="Bytes on disk when it was checked")
+    found_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.path
+
+
+def mark_corrupt(path, expected_sha256, actual_sha256, size):
+    CorruptFile.objects.update_or_create(
+        path=path, defaults={"expected_sha256": expected_sha256, "actual_sha256": actual_sha256, "size": size}
+    )
+
+
+def clear_corrupt(paths):
+    """The files at these paths are good again (downloaded anew, verified) or gone (deleted)."""
+    CorruptFile.objects.filter(path__in=list(paths)).delete()
 
 
 class CatalogueSource(models.Model):

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "presets",
     "templates_scan",
     "realtime",
+    "disk",
     "accounts",
     "presetsite",
 ]

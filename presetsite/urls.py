@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.login import LoginForm
+from disk.views import storage_page, uninstall_preset
 from downloads.pages import models_page, preset_page
 from templates_scan import views as template_views
 
@@ -16,10 +17,13 @@ urlpatterns = [
         "templates/<int:template_id>/install-missing", template_views.install_missing_fragment, name="templates-install"
     ),
     path("templates/<int:template_id>/card", template_views.template_card, name="templates-card"),
+    path("storage/", storage_page, name="storage-page"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/presets/<str:preset_id>/uninstall", uninstall_preset, name="preset-uninstall"),
     path("api/presets/", include("presets.urls")),  # first: "categories" and "refresh" are no preset ids
     path("api/presets/", include("downloads.urls")),
     path("api/workflows/", include("templates_scan.urls")),
+    path("api/storage/", include("disk.urls")),
 ]

@@ -13,6 +13,7 @@ DOWNLOAD_RETRYING = "download_retrying"
 DOWNLOAD_COMPLETE = "download_complete"
 DOWNLOAD_FAILED = "download_failed"
 CATALOGUE_REFRESHED = "catalogue_refreshed"
+STORAGE_CHANGED = "storage_changed"  # {reason, preset_id?}: files were added to or removed from the model disk
 
 
 def publish(event_type, **payload):

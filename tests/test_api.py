@@ -33,6 +33,7 @@ def test_list_returns_every_preset_in_one_response(client, catalogue):
         "sha256": None,
         "optional": False,
         "installed": False,
+        "corrupt": False,
     }
 
 

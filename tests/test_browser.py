@@ -353,3 +353,52 @@ def test_an_install_answer_arriving_after_the_worker_started_does_not_set_the_ca
     expect(page.locator("#toasts")).to_contain_text("SLOW_MODEL queued")
     time.sleep(1)
     expect(slow).to_have_attribute("data-status", "downloading", timeout=1_000)
+
+
+def test_staff_uninstall_a_preset_from_its_card_after_confirming(page, app, browser):
+    installed = app.models / "checkpoints" / "broken_model.safetensors"
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    installed.write_bytes(b"x" * 200_000)
+    page.reload()
+    expect(card(page, "BROKEN_MODEL")).to_have_attribute("data-status", "installed")
+    expect(card(page, "BROKEN_MODEL").get_by_role("button", name="Uninstall")).to_be_hidden()  # alice is no staff
+    app.create_user("keeper", "k-long-password", staff=True)
+    context = browser.new_context()
+    keeper = logged_in(context, app, "keeper", "k-long-password")
+    broken = card(keeper, "BROKEN_MODEL")
+    expect(card(keeper, "SLOW_MODEL").get_by_role("button", name="Uninstall")).to_be_hidden()  # nothing on disk
+
+    broken.get_by_role("button", name="Uninstall").click()
+    dialog = keeper.locator("[data-testid=uninstall-dialog]")
+    expect(dialog).to_contain_text("Uninstall BROKEN_MODEL?")
+    expect(dialog).to_contain_text("checkpoints/broken_model.safetensors")
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_have_count(0)
+    assert installed.exists()
+    broken.get_by_role("button", name="Uninstall").click()
+    dialog.get_by_role("button", name="Uninstall").click()
+
+    expect(keeper.locator("#toasts")).to_contain_text("BROKEN_MODEL uninstalled: 1 file deleted, 195.3 KB freed")
+    expect(broken).to_have_attribute("data-status", "available")
+    expect(card(page, "BROKEN_MODEL")).to_have_attribute("data-status", "available")  # alice's page heard of it
+    assert not installed.exists()
+    context.close()
+
+
+def test_verify_from_the_page_finds_a_corrupt_file_and_re_download_fixes_it(page, app, server):
+    file = app.models / "checkpoints" / "broken_model.safetensors"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    good = server.files["/BROKEN_MODEL.safetensors"].bytes()
+    file.write_bytes(good[:1000] + bytes([good[1000] ^ 0xFF]) + good[1001:])
+    page.reload()
+    broken = card(page, "BROKEN_MODEL")
+    expect(broken).to_have_attribute("data-status", "installed")  # the right size: it looks installed
+
+    broken.get_by_role("button", name="Verify").click()
+    expect(broken).to_have_attribute("data-status", "corrupt")
+    expect(page.locator("#toasts")).to_contain_text("BROKEN_MODEL verified: ok: 0 files; corrupt: ['checkpoints/")
+    expect(broken).to_contain_text("Corrupt: checkpoints/broken_model.safetensors does not match its sha256")
+
+    broken.get_by_role("button", name="Re-download").click()
+    expect(broken).to_have_attribute("data-status", "installed")
+    assert file.read_bytes() == good

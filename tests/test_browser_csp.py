@@ -10,6 +10,7 @@ from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixtu
 PAGES = [
     "/",
     "/templates/",
+    "/storage/",
     "/admin/",
     "/admin/presets/preset/",
     "/admin/presets/preset/ONLY_MODEL/change/",

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from downloads import queue
-from downloads.models import State
+from downloads.models import DownloadJob, State
 from downloads.worker import run_queue
 from tests.test_queue import alpha_under_way, served_preset, target
 
@@ -24,8 +24,15 @@ def small_disk(settings, tmp_path):
     subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
-def test_a_file_that_cannot_fit_fails_before_it_starts(server, small_disk, settings):
+def test_a_preset_that_cannot_fit_is_refused_before_it_is_queued(server, small_disk):
     preset = served_preset(server, "HUGE", [4_000_000])
+    with pytest.raises(queue.NoRoom, match="^HUGE does not fit on the model disk: it needs 3.8 MB, "):
+        queue.install(preset)
+    assert not DownloadJob.objects.exists()
+
+
+def test_a_file_larger_than_the_catalogue_said_fails_before_it_starts(server, small_disk, settings):
+    preset = served_preset(server, "HUGE", [4_000_000], with_hashes=False)  # about 1MB, says the catalogue
     job, _ = queue.install(preset)
     run_queue()
     job.refresh_from_db()

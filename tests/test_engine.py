@@ -373,7 +373,7 @@ def test_expected_size_mismatch(server, served, spec):
 
 def test_not_enough_disk_space_fails_before_writing(server, spec, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(engine.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
 
     with pytest.raises(DownloadError) as caught:
         download(spec, policy=FAST, options=SMALL)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # any lower layer; nothing imports a higher one.
 LAYERS = {
     "project shell": ("presetsite",),
-    "feature apps": ("downloads", "templates_scan", "realtime"),
+    "feature apps": ("downloads", "templates_scan", "realtime", "disk"),
     "catalogue": ("presets",),
     "ground": ("accounts", "storage"),
 }
@@ -26,6 +26,8 @@ LAYERS = {
 SIDEWAYS = {
     ("templates_scan", "downloads"): "Install missing queues presets and shows how their downloads go",
     ("downloads", "realtime"): "the queue publishes its changes to the browsers",
+    ("disk", "downloads"): "uninstall and clean-up leave alone what a download job holds",
+    ("disk", "realtime"): "open storage pages hear of what changed on the disk",
 }
 
 # Plain Python, no Django: they import only each other and no Django-based package.

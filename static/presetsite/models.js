@@ -61,10 +61,11 @@ const SORTS = {
   "size-asc": (a, b) => (presetSize(a) ?? Infinity) - (presetSize(b) ?? Infinity),
 };
 
-// canRefresh: the admin's rule for a refresh, staff who may change presets.
-function modelsPage(canRefresh) {
+// canRefresh: the admin's rule for a refresh, staff who may change presets. isStaff: may uninstall.
+function modelsPage(canRefresh, isStaff) {
   return {
     canRefresh,
+    isStaff,
     presets: [],
     categories: [],
     category: "",
@@ -73,6 +74,7 @@ function modelsPage(canRefresh) {
     installedOnly: false,
     sort: "catalogue",
     cancelling: null,
+    uninstalling: null,
     retryAt: {},
     now: Date.now(),
     current: null,
@@ -150,6 +152,7 @@ function modelsPage(canRefresh) {
     },
 
     statusText(status, presetId) {
+      if (status === "downloading" && this.jobKind(presetId) === "verify") return "verifying";
       if (status !== "retrying") return status;
       const seconds = Math.ceil(((this.retryAt[presetId] || 0) - this.now) / 1000);
       return seconds > 0 ? `retrying in ${seconds} s` : "retrying now";
@@ -190,6 +193,13 @@ function modelsPage(canRefresh) {
       } else if (event.type === "download_failed") {
         showToast("error", `${this.nameOf(event.preset_id)} failed: ${event.error}`);
         this.reloadPreset(event.preset_id);
+      } else if (event.type === "storage_changed") {
+        if (event.reason === "verify") {
+          const kind = event.result.includes("corrupt: []") ? "success" : "error";
+          showToast(kind, `${this.nameOf(event.preset_id)} verified: ${event.result}`);
+        }
+        // Files came or went: which presets are installed, and which still fit, may have changed.
+        this.loadPresets();
       } else if (event.type === "catalogue_refreshed" && catalogueChanged(event)) {
         showToast("info", `Catalogue refreshed: ${catalogueChanges(event)}`);
         this.loadPresets();
@@ -211,6 +221,12 @@ function modelsPage(canRefresh) {
       }
     },
 
+    // Whether the preset's job in the queue downloads ("install") or checks its files ("verify").
+    jobKind(id) {
+      const job = [this.current, ...this.waiting].find((j) => j && j.preset_id === id);
+      return job ? job.kind : "install";
+    },
+
     nameOf(id) {
       const preset = this.presets.find((p) => p.id === id);
       return preset ? preset.name : id;
@@ -230,6 +246,7 @@ function modelsPage(canRefresh) {
       if (action === "install") {
         showToast("info", data.status === "installed" ? `${preset.name} is already installed` : `${preset.name} queued`);
       }
+      if (action === "verify") showToast("info", `${preset.name} queued for verifying`);
       // The socket may have told newer news while this answer was on its way (the worker took
       // the job up): that stands; the answer only fills in when nothing came meanwhile.
       if (preset.status === before) preset.status = data.status === "cancelled" ? "available" : data.status;
@@ -244,21 +261,51 @@ function modelsPage(canRefresh) {
       this.cancelling = {
         preset: fresh,
         failed: fresh.status === "failed",
+        verifying: job.kind === "verify" && fresh.status !== "failed",
         partial: job.partial_bytes || 0,
         canDelete: Boolean(job.can_delete_partial),
       };
     },
 
     async confirmCancel(keep) {
-      const { preset, failed, partial } = this.cancelling;
+      const { preset, failed, partial, verifying } = this.cancelling;
       this.cancelling = null;
       const data = await this.act(preset, "cancel", keep ? "" : "?keep_partial=false");
       if (!data) return;
-      const what = failed ? "failed download dismissed" : "download cancelled";
+      const what = verifying ? "verify stopped" : failed ? "failed download dismissed" : "download cancelled";
       let outcome = `${preset.name}: ${what}`;
       if (partial && keep) outcome += `; the ${humanSize(partial)} downloaded is kept and Install resumes from it`;
       else if (partial) outcome += ` and the ${humanSize(partial)} downloaded deleted`;
       showToast("success", outcome);
+      this.reloadPreset(preset.id);
+    },
+
+    // Staff may uninstall a preset with files on disk and no job in the queue.
+    canUninstall(preset) {
+      return this.isStaff && !ACTIVE.includes(preset.status) && preset.files.some((f) => f.installed);
+    },
+
+    askUninstall(preset) {
+      const files = preset.files.filter((f) => f.installed);
+      const bytes = files.reduce((sum, f) => sum + (f.exact_bytes ?? f.size_bytes ?? 0), 0);
+      this.uninstalling = { preset, files, bytes };
+    },
+
+    async confirmUninstall() {
+      const { preset } = this.uninstalling;
+      this.uninstalling = null;
+      const response = await fetch(`/api/presets/${encodeURIComponent(preset.id)}/uninstall`, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken() },
+      });
+      const data = await response.json();
+      if (!response.ok) {
+        showToast("error", data.error || "uninstall failed");
+        return;
+      }
+      let outcome = `${preset.name} uninstalled: ${plural(data.deleted.length, "file")} deleted, ${humanSize(data.freed_bytes)} freed`;
+      if (data.kept_shared.length) outcome += `; ${plural(data.kept_shared.length, "shared file")} kept`;
+      showToast(data.refused.length ? "warning" : "success", outcome);
       this.reloadPreset(preset.id);
     },
 

@@ -205,3 +205,14 @@ def test_the_daily_link_check_is_scheduled_once(django_db_setup):
 
     schedule = Schedule.objects.get(func="downloads.links.check_links")
     assert schedule.schedule_type == Schedule.DAILY
+
+
+def test_a_url_shared_by_several_files_is_asked_once(hub):
+    _, url = hub_file(hub, "t5xxl.safetensors", 9_999)
+    for preset_id in ("ONE", "TWO", "THREE"):
+        make_preset(preset_id, [{"path": "text_encoders/t5xxl.safetensors", "url": url}])
+
+    call_command("enrich_presets")
+
+    assert [f.exact_bytes for f in PresetFile.objects.all()] == [9_999] * 3
+    assert len(hub.requests_for("/org/repo/resolve/main/t5xxl.safetensors")) == 1

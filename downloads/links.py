@@ -88,7 +88,7 @@ def check_links(since=None):
     from django_q.tasks import async_task
 
     started = datetime.fromisoformat(since) if since else timezone.now()
-    left = check_batch(started)
+    left = check_batch(started, BATCH)
     if left:
         async_task("downloads.links.check_links", started.isoformat())
     return left

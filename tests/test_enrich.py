@@ -216,3 +216,15 @@ def test_a_url_shared_by_several_files_is_asked_once(hub):
 
     assert [f.exact_bytes for f in PresetFile.objects.all()] == [9_999] * 3
     assert len(hub.requests_for("/org/repo/resolve/main/t5xxl.safetensors")) == 1
+
+
+def test_a_scheduled_check_queues_the_next_batch_behind_what_is_queued(catalogue, monkeypatch):
+    from django_q.brokers import get_broker
+
+    monkeypatch.setattr(links, "BATCH", 3)
+    broker = get_broker()
+    broker.purge_queue()
+
+    assert links.check_links() == 1
+    assert broker.queue_size() == 1
+    assert PresetFile.objects.exclude(link_status="").count() == 3

@@ -98,18 +98,20 @@ def curator(client, settings):
 
 @pytest.fixture
 def sources(server):
-    """Four URLs and what the proposal should make of each."""
+    """URLs and what the proposal should make of each."""
     vae = server.add_hf_file("/org/flux/resolve/main/split_files/vae/flux_vae.safetensors", "/cdn/1", 12_345)
     lora = server.add_hf_file("/org/loras/resolve/main/style_lora.safetensors", "/cdn/2", 6_789)
     server.always(
         "/api/download/42",
         Fault(status=200, headers={"Content-Disposition": 'attachment; filename="upscaler_4x.pth"'}, body=b"x" * 321),
     )
+    server.always("/org/gated/resolve/main/gated.safetensors", Fault(status=401))
     return {
         "resolve": server.url("/org/flux/resolve/main/split_files/vae/flux_vae.safetensors", host="localhost"),
         "blob": server.url("/org/loras/blob/main/style_lora.safetensors", host="localhost"),
         "named": server.url("/api/download/42"),
         "missing": server.url("/gone/model.safetensors"),
+        "gated": server.url("/org/gated/resolve/main/gated.safetensors"),
         "vae": vae,
         "lora": lora,
     }
@@ -148,7 +150,8 @@ def test_the_preset_list_has_a_button_to_add_a_preset_from_urls(curator):
 
 @pytest.mark.django_db
 def test_the_proposal_names_each_file_with_its_folder_size_and_sha256_and_saves_nothing(curator, sources):
-    page = propose(curator, [sources[k] for k in ("resolve", "blob", "named", "missing")] + ["ftp://example.org/x"])
+    urls = [sources[k] for k in ("resolve", "blob", "named", "missing", "gated")] + ["ftp://example.org/x"]
+    page = propose(curator, urls)
     assert page.status_code == 200
     rows = [form.initial for form in page.context["rows"]]
     assert [row["url"] for row in rows[:2]] == [sources["resolve"], sources["blob"].replace("/blob/", "/resolve/")]
@@ -160,7 +163,8 @@ def test_the_proposal_names_each_file_with_its_folder_size_and_sha256_and_saves_
     assert (rows[2]["exact_bytes"], rows[2]["sha256"]) == (321, "")
     html = page.content.decode()
     assert "404" in rows[3]["problem"] and rows[3]["problem"] in html
-    assert "must be an http:// or https:// URL" in rows[4]["problem"] and rows[4]["problem"] in html
+    assert "HTTP 401" in rows[4]["problem"] and rows[4]["problem"] in html
+    assert "must be an http:// or https:// URL" in rows[5]["problem"] and rows[5]["problem"] in html
     assert not Preset.objects.exists()
 
 
@@ -182,7 +186,7 @@ def test_confirming_saves_the_preset_as_curated_locally_without_the_failed_urls(
         ("loras/style_lora.safetensors", sources["blob"].replace("/blob/", "/resolve/"), 6_789, sources["lora"].sha256),
         ("upscale_models/4x_upscaler.pth", sources["named"], 321, ""),
     ]
-    assert preset.download_size == "18.9KB"
+    assert preset.download_size == "19.0KB"  # 19,455 bytes
 
 
 @pytest.mark.django_db

@@ -187,7 +187,7 @@ def propose(urls):
     """One row of initial values per URL, in order: what its source says, or why it failed."""
     options = engine_options()
     hub_hosts = options.huggingface_hosts
-    urls = [resolve_url(url, hub_hosts) for url in urls]
+    urls = list(dict.fromkeys(resolve_url(url, hub_hosts) for url in urls))  # a blob and its resolve link: once
     safe = [url for url in urls if not unsafe_url_reason(url)]
     results = dict(zip(safe, probe_many(safe, options=options, deadline=PROBE_DEADLINE), strict=True))
     rows = []
@@ -216,7 +216,7 @@ def save_preset(start, rows):
     """The preset, curated locally, with its kept rows as files; sizes written as upstream does."""
     preset = start.save(commit=False)
     preset.source = Preset.LOCAL
-    files = [form.save(commit=False) for form in rows.forms if not rows._should_delete_form(form)]
+    files = [form.save(commit=False) for form in rows.forms if form not in rows.deleted_forms]
     if all(file.exact_bytes for file in files):
         preset.download_size = _size_text(sum(file.exact_bytes for file in files))
     preset.save()

@@ -169,6 +169,12 @@ def test_the_proposal_names_each_file_with_its_folder_size_and_sha256_and_saves_
 
 
 @pytest.mark.django_db
+def test_a_blob_link_and_its_resolve_link_make_one_row(curator, sources):
+    page = propose(curator, [sources["blob"], sources["blob"].replace("/blob/", "/resolve/")])
+    assert len(page.context["rows"].forms) == 1
+
+
+@pytest.mark.django_db
 def test_confirming_saves_the_preset_as_curated_locally_without_the_failed_urls(curator, sources):
     proposal = propose(curator, [sources[k] for k in ("resolve", "blob", "named", "missing")])
     saved = confirm(curator, proposal, **{"files-2-path": "upscale_models/4x_upscaler.pth"})

@@ -101,17 +101,15 @@ def sources(server):
     """URLs and what the proposal should make of each."""
     vae = server.add_hf_file("/org/flux/resolve/main/split_files/vae/flux_vae.safetensors", "/cdn/1", 12_345)
     lora = server.add_hf_file("/org/loras/resolve/main/style_lora.safetensors", "/cdn/2", 6_789)
-    server.always(
-        "/api/download/42",
-        Fault(status=200, headers={"Content-Disposition": 'attachment; filename="upscaler_4x.pth"'}, body=b"x" * 321),
-    )
-    server.always("/org/gated/resolve/main/gated.safetensors", Fault(status=401))
+    server.add_file("/api/download/42", 321)
+    server.always("/api/download/42", Fault(headers={"Content-Disposition": 'attachment; filename="upscaler_4x.pth"'}))
+    server.add_hf_file("/org/gated/resolve/main/gated.safetensors", "/cdn/3", 100, token="hf_secret")
     return {
         "resolve": server.url("/org/flux/resolve/main/split_files/vae/flux_vae.safetensors", host="localhost"),
         "blob": server.url("/org/loras/blob/main/style_lora.safetensors", host="localhost"),
         "named": server.url("/api/download/42"),
         "missing": server.url("/gone/model.safetensors"),
-        "gated": server.url("/org/gated/resolve/main/gated.safetensors"),
+        "gated": server.url("/org/gated/resolve/main/gated.safetensors", host="localhost"),
         "vae": vae,
         "lora": lora,
     }

@@ -173,6 +173,17 @@ def test_a_blob_link_and_its_resolve_link_make_one_row(curator, sources):
 
 
 @pytest.mark.django_db
+def test_a_source_that_does_not_answer_in_time_gets_its_error_and_the_others_stay(curator, sources, server, settings):
+    settings.DOWNLOAD_READ_TIMEOUT = 0.5
+    server.add_file("/slow/model.safetensors", 100)
+    server.always("/slow/model.safetensors", Fault(delay=5))
+    page = propose(curator, [server.url("/slow/model.safetensors"), sources["named"]])
+    slow, named = (form.initial for form in page.context["rows"])
+    assert "did not answer" in slow["problem"] and slow["problem"] in page.content.decode()
+    assert named["path"] == "upscale_models/upscaler_4x.pth" and not named.get("problem")
+
+
+@pytest.mark.django_db
 def test_confirming_saves_the_preset_as_curated_locally_without_the_failed_urls(curator, sources):
     proposal = propose(curator, [sources[k] for k in ("resolve", "blob", "named", "missing")])
     saved = confirm(curator, proposal, **{"files-2-path": "upscale_models/4x_upscaler.pth"})

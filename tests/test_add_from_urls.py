@@ -144,6 +144,8 @@ def confirm(client, proposal, **changes):
 @pytest.mark.django_db
 def test_the_preset_list_has_a_button_to_add_a_preset_from_urls(curator):
     assert PAGE in curator.get("/admin/presets/preset/").content.decode()
+    page = curator.get(PAGE).content.decode()
+    assert 'name="urls"' in page and 'name="preset-id"' in page and 'value="propose"' in page
 
 
 @pytest.mark.django_db

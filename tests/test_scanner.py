@@ -38,6 +38,16 @@ def summary(result: ScanResult) -> set:
     return {(m.directory, m.path, m.nodes) for m in result.models}
 
 
+def known(result: ScanResult) -> set:
+    """The refs whose folder the workflow says."""
+    return {(m.directory, m.path, m.nodes) for m in result.models if m.directory}
+
+
+def unknown(result: ScanResult) -> set:
+    """The refs whose folder the workflow leaves open, with the folder guessed for each."""
+    return {(m.guess, m.path, m.nodes) for m in result.models if m.folder_unknown}
+
+
 def ui(nodes, **extra) -> dict:
     """A minimal UI-format workflow around the given nodes."""
     return {
@@ -165,7 +175,7 @@ def test_api_wan_video():
 def test_api_misc_loaders():
     result = scan_file(WORKFLOWS / "api_misc_loaders.json")
     assert result.format == "api"
-    assert summary(result) == {
+    assert known(result) == {
         ("controlnet", "SDXL/controlnet-canny-sdxl-1.0.safetensors", ("1 ControlNetLoader",)),
         ("controlnet", "diff_control_sd15_depth_fp16.safetensors", ("8 DiffControlNetLoader",)),
         ("upscale_models", "RealESRGAN_x4plus.pth", ("2 UpscaleModelLoader",)),
@@ -177,13 +187,15 @@ def test_api_misc_loaders():
         ("clip_vision", "sigclip_vision_patch14_384.safetensors", ("14 CLIPVisionLoader",)),
         # heuristics: unknown node, input named ckpt_name
         ("checkpoints", "custom/dreamshaper_8.safetensors", ("5 MyCustomCheckpointPicker",)),
-        # heuristics: generic "model_name", but the node type says "upscale"
-        ("upscale_models", "4x_NMKD-Siax_200k.pth", ("12 FancyUpscaleModelLoader",)),
         # dedup across nodes, one writing a backslash, the other a slash
         ("loras", "SDXL/detail_tweaker.safetensors", ("15 LoraLoader", "16 LoraLoaderModelOnly")),
     }
-    # "model_name" of a type that suggests no folder: not guessed, but reported as a warning
-    assert any("mystery_weights.safetensors" in w for w in result.warnings)
+    assert unknown(result) == {
+        # a generic "model_name": the node type's "upscale" is only a guess
+        ("upscale_models", "4x_NMKD-Siax_200k.pth", ("12 FancyUpscaleModelLoader",)),
+        # "model_name" of a type that suggests no folder: reported all the same
+        (None, "mystery_weights.safetensors", ("13 SomethingLoader",)),
+    }
     # MyPromptStyler's strings are not model files
     assert not any("portrait" in m.path or "cinematic" in m.path for m in result.models)
 
@@ -527,7 +539,7 @@ def test_ui_heuristics_for_unknown_nodes():
                     {"name": "strength", "type": "FLOAT", "widget": {"name": "strength"}, "link": None},
                 ],
             ),
-            # no names at all: the type decides
+            # no names at all: the type guesses
             node(3, "LoraStacker", ["stack_a.safetensors", 1.0, "stack_b.safetensors", 0.5, "None"]),
             node(4, "ImageMagic", ["what_is_this.safetensors"]),
             node(5, "Note", ["readme mentions model.safetensors"]),
@@ -538,10 +550,15 @@ def test_ui_heuristics_for_unknown_nodes():
     assert summary(result) == {
         ("checkpoints", "dict_ckpt.safetensors", ("1 FancyLoader",)),
         ("loras", "aligned_lora.safetensors", ("2 SamplerWithLora",)),
+        ("", "stack_a.safetensors", ("3 LoraStacker",)),
+        ("", "stack_b.safetensors", ("3 LoraStacker",)),
+        ("", "what_is_this.safetensors", ("4 ImageMagic",)),
+    }
+    assert unknown(result) == {
         ("loras", "stack_a.safetensors", ("3 LoraStacker",)),
         ("loras", "stack_b.safetensors", ("3 LoraStacker",)),
+        (None, "what_is_this.safetensors", ("4 ImageMagic",)),
     }
-    assert any("what_is_this.safetensors" in w and "folder is unknown" in w for w in result.warnings)
 
 
 def test_ltx2_gemma_loader_puts_each_of_its_files_in_its_own_folder():
@@ -657,6 +674,8 @@ def test_widget_fed_by_links():
         ("checkpoints", "prim.safetensors", ("11 CheckpointLoaderSimple",)),
         ("loras", "via_reroute.safetensors", ("14 LoraLoader",)),
         ("vae", "dangling.safetensors", ("17 VAELoader",)),
+        # the switch's own value, whatever it passes on at run time
+        ("", "computed.safetensors", ("15 ModelListSwitch",)),
     }
     assert any(w.startswith("16 VAELoader") and "link" in w for w in result.warnings)
 

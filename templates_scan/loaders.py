@@ -580,34 +580,6 @@ DICT_ROW_NODES: dict[str, tuple[str, str, str]] = {
     "Power Lora Loader (rgthree)": ("loras", "lora", "on"),
 }
 
-#: class_type -> what the node downloads by itself and where: the model files its widgets name
-#: are fetched by the node into its own folder, so they never make a workflow incompatible.
-MANAGED_BY_NODE: dict[str, str] = {
-    # Fannovel16/comfyui_controlnet_aux: node_wrappers/dwpose.py fetches from yzd-v/DWPose
-    "DWPreprocessor": "custom_nodes/comfyui_controlnet_aux/ckpts (yolox, dw-ll_ucoco)",
-}
-
-
-@dataclass(frozen=True)
-class Stacker:
-    """A node listing several files of one folder: each row is (input name of the file, input
-    name of its on/off switch or None)."""
-
-    folder: str
-    rows: tuple[tuple[str, str | None], ...]
-
-
-#: class_type -> its rows (lora stacks, model lists).
-STACKERS: dict[str, Stacker] = {
-    # Suzie1/ComfyUI_Comfyroll_CustomNodes: CR LoRA Stack
-    "CR LoRA Stack": Stacker("loras", tuple((f"lora_name_{i}", f"switch_{i}") for i in (1, 2, 3))),
-}
-
-#: class_type -> (folder, file key, on key) for nodes whose widgets hold one dict per row.
-DICT_ROW_NODES: dict[str, tuple[str, str, str]] = {
-    "Power Lora Loader (rgthree)": ("loras", "lora", "on"),
-}
-
 #: Node types that hold no model reference of their own (virtual/UI-only nodes). A
 #: PrimitiveNode feeding a loader's widget copies its value into that widget, so the
 #: loader reports it; scanning the primitive too would only add noise.

@@ -28,6 +28,7 @@ from .loaders import (
     MODEL_EXTENSIONS,
     SKIP_TYPES,
     STACKERS,
+    SWITCH_OFF_VALUES,
     folder_from_input,
     folder_from_type,
 )
@@ -305,16 +306,9 @@ def _strings(value: Any, row: tuple[str, str, str] | None, depth: int = 0):
             yield from _strings(item, row, depth + 1)
 
 
-_OFF_VALUES = frozenset({"off", "false", "no", "disabled"})
-
-
 def _switched_off(value: Any) -> bool:
-    """A stacker row's switch: False, "Off", "false"..."""
-    return value is False or (isinstance(value, str) and value.strip().lower() in _OFF_VALUES)
-
-
-def _is_switch(value: Any) -> bool:
-    return isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _OFF_VALUES | {"on", "true"})
+    """A stacker row's switch is off ("Off", False: loaders.SWITCH_OFF_VALUES)."""
+    return isinstance(value, (str, bool)) and value in SWITCH_OFF_VALUES
 
 
 def _certain_folder(ctype: str, input_name: str | None) -> str | None:
@@ -385,23 +379,6 @@ def _with_rows(ctype: str, candidates: list[_Candidate]) -> list[_Candidate]:
         (name, value, rows[name][0], rows[name][1]) if name in rows else (name, value, folder, off)
         for name, value, folder, off in candidates
     ]
-
-
-def _unnamed_stacker(ctype: str, values: list) -> list[_Candidate]:
-    """A stacker's values when their widget names are unknown: each file is a row, switched off
-    when the last switch-like value before it is off (Comfyroll's switch_1, lora_name_1, ...)."""
-    stacker = STACKERS[ctype]
-    out: list[_Candidate] = []
-    switch = None
-    for value in values:
-        if _is_switch(value):
-            switch = value
-        elif isinstance(value, str) and _looks_like_file(value):
-            out.append((None, value, stacker.folder, switch is not None and _switched_off(switch)))
-            switch = None
-        else:
-            out.append((None, value, None, False))
-    return out
 
 
 # --------------------------------------------------------------------------- parsing
@@ -749,13 +726,10 @@ class _UIScanner:
                 for name, i in (positions or {}).items():
                     names[i] = name
                 folders = []
-            if ntype in STACKERS and not any(names):
-                candidates = _unnamed_stacker(ntype, wv)
-            else:
-                candidates = [
-                    (names[i] if i < len(names) else None, v, folders[i] if i < len(folders) else None, False)
-                    for i, v in enumerate(wv)
-                ]
+            candidates = [
+                (names[i] if i < len(names) else None, v, folders[i] if i < len(folders) else None, False)
+                for i, v in enumerate(wv)
+            ]
 
         resolved: list[_Candidate] = []
         for name, value, folder, off in _with_rows(ntype, candidates):

@@ -604,6 +604,112 @@ def test_power_lora_loader_style_values():
     assert refs(result)["loras", "off.safetensors"].inactive
 
 
+def test_power_lora_loader_rows_in_api_format():
+    result = scan_workflow(
+        {
+            "7": {
+                "class_type": "Power Lora Loader (rgthree)",
+                "inputs": {
+                    "PowerLoraLoaderHeaderWidget": {"type": "PowerLoraLoaderHeaderWidget"},
+                    "lora_1": {"on": True, "lora": "on.safetensors", "strength": 1},
+                    "lora_2": {"on": False, "lora": "off.safetensors", "strength": 1},
+                    "➕ Add Lora": "",
+                    "model": ["4", 0],
+                },
+            }
+        }
+    )
+    assert summary(result) == {
+        ("loras", "on.safetensors", ("7 Power Lora Loader (rgthree)",)),
+        ("loras", "off.safetensors", ("7 Power Lora Loader (rgthree) (off)",)),
+    }
+
+
+def test_stacker_rows_are_all_reported_and_switched_off_rows_inactive():
+    """Comfyroll's CR LoRA Stack: switch, file, model weight, clip weight, three times."""
+    values = ["On", "a.safetensors", 1, 1, "Off", "b.safetensors", 1, 1, "Off", "None", 1, 1]
+    in_ui = scan_workflow(ui([node(3, "CR LoRA Stack", values)]))
+    names = [f"{w}_{i}" for i in (1, 2, 3) for w in ("switch", "lora_name", "model_weight", "clip_weight")]
+    in_api = scan_workflow({"3": {"class_type": "CR LoRA Stack", "inputs": dict(zip(names, values, strict=True))}})
+    for result in (in_ui, in_api):
+        assert summary(result) == {
+            ("loras", "a.safetensors", ("3 CR LoRA Stack",)),
+            ("loras", "b.safetensors", ("3 CR LoRA Stack (off)",)),
+        }
+
+
+def test_files_a_node_downloads_itself_are_reported_as_managed_by_it():
+    detector, pose = "yolox_l.onnx", "dw-ll_ucoco_384_bs5.torchscript.pt"
+    in_ui = scan_workflow(ui([node(5, "DWPreprocessor", ["enable", "enable", "enable", 512, detector, pose])]))
+    in_api = scan_workflow(
+        {
+            "5": {
+                "class_type": "DWPreprocessor",
+                "inputs": {"bbox_detector": detector, "pose_estimator": pose, "image": ["1", 0]},
+            }
+        }
+    )
+    for result in (in_ui, in_api):
+        assert {(m.path, m.directory, m.folder_unknown) for m in result.models} == {
+            (detector, "", False),
+            (pose, "", False),
+        }
+        assert all(m.managed.startswith("custom_nodes/comfyui_controlnet_aux") for m in result.models)
+
+
+def test_no_model_file_is_dropped_whatever_node_holds_it():
+    """Unknown nodes, nested custom widget values, a known loader's extra widgets: every string
+    with a model-file extension is a ref; the folder the workflow does not say is left open,
+    with a guess from the node type, else the file name."""
+    wf = ui(
+        [
+            node(1, "MysteryNode", [["nested/in_a_list.safetensors", 2], {"weights": "in_an_object.gguf"}]),
+            node(2, "MysteryNode", ["my_model_vae.safetensors", "not a file", 3]),
+            node(3, "CheckpointLoaderSimple", ["base.safetensors", "left_over.bin"]),
+            node(4, "SomeUpscaleThing", ["4x-UltraSharp.pth"]),
+        ]
+    )
+    result = scan_workflow(wf)
+    assert known(result) == {("checkpoints", "base.safetensors", ("3 CheckpointLoaderSimple",))}
+    assert unknown(result) == {
+        (None, "nested/in_a_list.safetensors", ("1 MysteryNode",)),
+        (None, "in_an_object.gguf", ("1 MysteryNode",)),
+        ("vae", "my_model_vae.safetensors", ("2 MysteryNode",)),
+        ("checkpoints", "left_over.bin", ("3 CheckpointLoaderSimple",)),
+        ("upscale_models", "4x-UltraSharp.pth", ("4 SomeUpscaleThing",)),
+    }
+    api = scan_workflow({"9": {"class_type": "FaceThing", "inputs": {"weights": "face.onnx", "image": ["1", 0]}}})
+    assert unknown(api) == {(None, "face.onnx", ("9 FaceThing",))}
+
+
+def test_a_file_of_unknown_folder_takes_the_folder_another_node_loads_it_from():
+    wf = ui([node(1, "MysteryNode", ["shared.safetensors"]), node(2, "LoraLoader", ["shared.safetensors", 1, 1])])
+    assert summary(scan_workflow(wf)) == {("loras", "shared.safetensors", ("2 LoraLoader", "1 MysteryNode"))}
+
+
+def test_a_file_of_unknown_folder_takes_the_folder_the_workflow_metadata_gives():
+    url = "https://huggingface.co/org/repo/resolve/main/"
+    wf = ui(
+        [
+            node(
+                1,
+                "MysteryNode",
+                ["node_meta.safetensors"],
+                properties={"models": [{"name": "node_meta.safetensors", "directory": "loras", "url": url + "a"}]},
+            ),
+            node(2, "MysteryNode", ["top_meta.safetensors"]),
+        ],
+        models=[{"name": "top_meta.safetensors", "directory": "checkpoints/SDXL", "url": url + "b"}],
+    )
+    result = scan_workflow(wf)
+    assert summary(result) == {
+        ("loras", "node_meta.safetensors", ("1 MysteryNode",)),
+        # the node's own name is what ComfyUI loads, as for a ref of known folder
+        ("checkpoints", "top_meta.safetensors", ("2 MysteryNode",)),
+    }
+    assert {m.url for m in result.models} == {url + "a", url + "b"}
+
+
 def test_every_loader_entry_is_well_formed():
     for ctype, spec in LOADERS.items():
         assert spec and any(folder for _, folder in spec), ctype

@@ -2,8 +2,8 @@
 
 Pure Python (no Django). Entry points: scan_workflow, scan_file; whether the server has a file is
 storage.ModelRoots' answer. The formats it reads and the choices it makes (muted nodes, subgraphs,
-linked widgets, metadata, unknown node types, unsafe paths, symlinks) are written down in
-docs/scanner.md.
+linked widgets, metadata, files of unknown folder, files nodes download themselves, stackers,
+unsafe paths, symlinks) are written down in docs/scanner.md.
 """
 
 from __future__ import annotations

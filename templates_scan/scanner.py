@@ -324,6 +324,9 @@ def _guess(ctype: str, value: str) -> str | None:
     return folder_from_type(ctype) or folder_from_type(stem)
 
 
+#: LOADERS by input name: class_type -> {input name: folder or None}.
+_TABLE: dict[str, dict[str, str | None]] = {ctype: dict(widgets) for ctype, widgets in LOADERS.items()}
+
 #: Per value found in a node: (input name or None, value, table folder or None, switched off).
 _Candidate = tuple[str | None, Any, str | None, bool]
 
@@ -340,7 +343,13 @@ def _node_refs(out: _Collector, label: str, ctype: str, candidates: list[_Candid
     managed = MANAGED_BY_NODE.get(ctype)
     row = DICT_ROW_NODES.get(ctype)
     for name, value, folder, row_off in candidates:
-        for text, off, row_folder in _strings(value, row):
+        if isinstance(value, str):
+            found: Any = ((value, False, None),)
+        elif isinstance(value, (list, dict)):
+            found = _strings(value, row)
+        else:
+            continue
+        for text, off, row_folder in found:
             if not text.strip() or len(text) > MAX_NAME_LENGTH:
                 continue
             folder = row_folder or folder
@@ -372,6 +381,8 @@ def _stacker_rows(ctype: str, named: dict[str, Any]) -> dict[str, tuple[str, boo
 
 def _with_rows(ctype: str, candidates: list[_Candidate]) -> list[_Candidate]:
     """Candidates with a stacker's rows given its folder and switch."""
+    if ctype not in STACKERS:
+        return candidates
     rows = _stacker_rows(ctype, {name: value for name, value, _, _ in candidates if name is not None})
     if not rows:
         return candidates
@@ -472,10 +483,10 @@ def _scan_api(nodes: dict) -> ScanResult:
         if ctype in SKIP_TYPES:
             continue
         label = f"{node_id} {ctype}"
-        table = dict(LOADERS.get(ctype, ()))
+        table = _TABLE.get(ctype, {})
         candidates: list[_Candidate] = []
         for name, value in inputs.items():
-            if _is_link(value):
+            if isinstance(value, list) and _is_link(value):
                 if table.get(name) is not None:
                     out.warn(f"{label}: '{name}' comes from a link; its value is only known at run time")
                 continue
@@ -714,7 +725,7 @@ class _UIScanner:
 
         candidates: list[_Candidate] = []
         if isinstance(wv, dict):
-            table = dict(LOADERS.get(ntype, ()))
+            table = _TABLE.get(ntype, {})
             candidates = [(k, v, table.get(k), False) for k, v in wv.items() if isinstance(k, str)]
         elif wv:
             if ntype in LOADERS:

@@ -344,6 +344,9 @@ def _node_refs(out: _Collector, label: str, ctype: str, candidates: list[_Candid
     row = DICT_ROW_NODES.get(ctype)
     for name, value, folder, row_off in candidates:
         if isinstance(value, str):
+            if folder is None and not _looks_like_model(value):  # the common case, kept short
+                selected.setdefault(value, None)
+                continue
             found: Any = ((value, False, None),)
         elif isinstance(value, (list, dict)):
             found = _strings(value, row)

@@ -207,7 +207,7 @@ class _Collector:
         target.url, target.hash = target.url or acc.url, target.hash or acc.hash
         return new
 
-    def merge_meta(self, key: tuple[str, str], entry: dict) -> None:
+    def merge_meta(self, key: _Key, entry: dict) -> None:
         acc = self.refs[key]
         if acc.url is None:
             acc.url = _http_url(entry.get("url"))

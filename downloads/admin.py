@@ -5,10 +5,15 @@ through the queue's rules (downloads.queue), so every field is read-only.
 """
 
 from django.contrib import admin, messages
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 from django_q.models import Failure, OrmQ, Schedule, Success
 
-from downloads import queue
+from downloads import links, queue
 from downloads.models import DownloadJob, JobFile, State, job_progress
+from presets import admin as presets_admin
+from presets.models import Preset, PresetFile
 from presets.sizes import human_size
 
 
@@ -121,3 +126,94 @@ class DownloadJobAdmin(admin.ModelAdmin):
     def delete_finished(self, request, queryset):
         deleted = queue.delete_finished_jobs(queryset)
         self.message_user(request, f"{deleted} finished job(s) deleted; active ones are kept.")
+
+
+class LinkHealthFilter(admin.SimpleListFilter):
+    """Presets by what their files' sources answered at the last link check."""
+
+    title = "link health"
+    parameter_name = "links"
+
+    def lookups(self, request, model_admin):
+        return [
+            (PresetFile.LINK_NOT_FOUND, "A file is gone (404)"),
+            (PresetFile.LINK_NEEDS_TOKEN, "A file needs a token"),
+            ("problem", "Any problem"),
+            (PresetFile.LINK_OK, "All links work"),
+            ("unchecked", "Not checked yet"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in (PresetFile.LINK_NOT_FOUND, PresetFile.LINK_NEEDS_TOKEN):
+            return queryset.filter(files__link_status=value).distinct()
+        bad = PresetFile.objects.exclude(link_status__in=("", PresetFile.LINK_OK)).values("preset_id")
+        if value == "problem":
+            return queryset.filter(pk__in=bad)
+        if value == PresetFile.LINK_OK:
+            return queryset.filter(files__isnull=False).exclude(files__link_status="").exclude(pk__in=bad).distinct()
+        if value == "unchecked":
+            return queryset.filter(files__link_status="").distinct()
+        return queryset
+
+
+class PresetAdmin(presets_admin.PresetAdmin):
+    """The catalogue's admin with what needs the network (presets may not import downloads):
+    enrich from the source, and link health."""
+
+    change_list_template = "admin/presets/preset/change_list_sources.html"
+    list_filter = (*presets_admin.PresetAdmin.list_filter, LinkHealthFilter)
+    actions = [*presets_admin.PresetAdmin.actions, "enrich_selected", "check_links_selected"]
+
+    @admin.action(description="Fill in exact sizes and sha256 of selected presets from their sources")
+    def enrich_selected(self, request, queryset):
+        self._report_enrich(request, links.enrich(PresetFile.objects.filter(preset__in=queryset)))
+
+    @admin.action(description="Check the links of selected presets now")
+    def check_links_selected(self, request, queryset):
+        found = links.check_files(PresetFile.objects.filter(preset__in=queryset))
+        broken = [probe for probe in found if not probe.ok]
+        self.message_user(request, f"{len(found)} link(s) checked, {len(broken)} with a problem.")
+        for probe in broken:
+            self.message_user(request, f"{probe.url}: {probe.message}", messages.WARNING)
+
+    def get_urls(self):
+        return [
+            path("enrich/", self.admin_site.admin_view(self.enrich_view), name="presets_preset_enrich"),
+            path("check-links/", self.admin_site.admin_view(self.check_links_view), name="presets_preset_check_links"),
+            *super().get_urls(),
+        ]
+
+    def enrich_view(self, request):
+        return require_POST(self._enrich_all)(request)
+
+    def _enrich_all(self, request):
+        if not self.has_change_permission(request):
+            return HttpResponse("Not allowed", status=403)
+        self._report_enrich(request, links.enrich(PresetFile.objects.all()))
+        return HttpResponseRedirect(reverse("admin:presets_preset_changelist"))
+
+    def check_links_view(self, request):
+        return require_POST(self._check_all_links)(request)
+
+    def _check_all_links(self, request):
+        """Queued like the daily check, in batches: checking hundreds of links takes a while."""
+        if not self.has_change_permission(request):
+            return HttpResponse("Not allowed", status=403)
+        from django_q.tasks import async_task
+
+        async_task("downloads.links.check_links")
+        self.message_user(request, "Checking every link in the background; filter by link health to see the results.")
+        return HttpResponseRedirect(reverse("admin:presets_preset_changelist"))
+
+    def _report_enrich(self, request, report):
+        level = messages.WARNING if report.failed else messages.SUCCESS
+        self.message_user(request, f"Enriched from the sources: {report.summary()}.", level)
+        for line in report.failed:
+            self.message_user(request, line, messages.WARNING)
+        for line in report.unknown:
+            self.message_user(request, line, messages.INFO)
+
+
+admin.site.unregister(Preset)
+admin.site.register(Preset, PresetAdmin)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 from presets.signals import presets_deleting, presets_in_use
 
@@ -20,3 +21,15 @@ class DownloadsConfig(AppConfig):
         presets_deleting.connect(receivers.delete_partials_of_deleted_presets)
         hide_django_q_pages()  # the admin (an app listed earlier) has loaded every admin module
         provide_snapshot(queue_snapshot)  # what a dashboard socket gets first
+        post_migrate.connect(schedule_link_check, sender=self)
+
+
+def schedule_link_check(**kwargs):
+    """The daily link check (downloads.links.check_links), created once: on every migrate this
+    finds it again by name and leaves its timing alone."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name="Check model links",
+        defaults={"func": "downloads.links.check_links", "schedule_type": Schedule.DAILY, "repeats": -1},
+    )

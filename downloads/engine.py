@@ -81,7 +81,7 @@ _QUERY = re.compile(r"\?[^\s'\"<>()]*")
 # (upstream's "4.8GB", "~23GB": rounded, and GB may mean 10^9 or 2^30) when within this fraction.
 APPROX_SIZE_TOLERANCE = 0.15
 
-_NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
     requests.exceptions.InvalidSchema,
@@ -403,8 +403,8 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
     try:
         try:
             response = exchange.get(control)
-        except _NETWORK_ERRORS as exc:
-            raise _network_error(exc, exchange.url, options) from None
+        except NETWORK_ERRORS as exc:
+            raise network_error(exc, exchange.url, options) from None
         host = host_of(exchange.url)
         spec = _with_declared(spec, exchange)
         if response.status_code == 416 and offset and record is None:
@@ -444,8 +444,8 @@ def _attempt(spec, *, session, control, on_progress, on_retry, policy, options) 
     if length is None:
         _judge_unannounced_length(spec, size, start, host)
     result = _finish(spec, part, size, hasher, resumed_from=done_before)
-    declared = exchange.linked_size if exchange.linked_size is not None else length
-    return replace(result, source_size=declared, source_sha256=exchange.linked_sha256)
+    declared = exchange.linked.size if exchange.linked.size is not None else length
+    return replace(result, source_size=declared, source_sha256=exchange.linked.sha256)
 
 
 def _usable_ranges(spec: FileSpec, part: Path, options: Options) -> RangesRecord | None:
@@ -505,11 +505,72 @@ def _worth_splitting(response, spec: FileSpec, start: int, total: int | None, en
 def _with_declared(spec: FileSpec, exchange: _Exchange) -> FileSpec:
     """The spec with the size and sha256 a Hugging Face host declared where the catalogue gave
     none: the download is verified against them."""
-    if spec.expected_size is None and exchange.linked_size is not None:
-        spec = replace(spec, expected_size=exchange.linked_size, size_from=f"{exchange.linked_host}'s X-Linked-Size")
-    if not spec.sha256 and exchange.linked_sha256:
-        spec = replace(spec, sha256=exchange.linked_sha256, sha256_from=f"{exchange.linked_host}'s X-Linked-Etag")
+    if spec.expected_size is None and exchange.linked.size is not None:
+        spec = replace(spec, expected_size=exchange.linked.size, size_from=f"{exchange.linked.host}'s X-Linked-Size")
+    if not spec.sha256 and exchange.linked.sha256:
+        spec = replace(spec, sha256=exchange.linked.sha256, sha256_from=f"{exchange.linked.host}'s X-Linked-Etag")
     return spec
+
+
+@dataclass
+class Linked:
+    """What a Hugging Face host declared on the way (X-Linked-Size, X-Linked-Etag): the exact size
+    and sha256 (the ETag of an LFS file) of what its `resolve` URL redirects to; host: who said so."""
+
+    size: int | None = None
+    sha256: str | None = None
+    host: str | None = None
+
+    def note(self, url: str, response: requests.Response, options: Options) -> None:
+        if not host_matches(host_of(url), options.huggingface_hosts):
+            return
+        size = _int_header(response.headers.get("X-Linked-Size"))
+        etag = response.headers.get("X-Linked-Etag", "").strip().removeprefix("W/").strip('"').lower()
+        if size is not None and size >= 0:
+            self.size, self.host = size, host_of(url)
+        if _SHA256.fullmatch(etag):
+            self.sha256, self.host = etag, host_of(url)
+
+
+def follow(
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    options: Options,
+    *,
+    method: str = "GET",
+    linked: Linked,
+    on_hop: Callable[[str], None] | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> requests.Response:
+    """Ask for `url`, following redirects by hand so a token only ever goes to its own host and each
+    hop is checked against the allowed hosts before it is requested; what Hugging Face hosts
+    declare on the way goes to `linked`. on_hop(url) is called before each hop is asked (it may
+    raise to give up). Downloads and the prober (downloads/probe.py) both come this way."""
+    came_from = None
+    for _ in range(options.max_redirects + 1):
+        _check_url(url, options, came_from)
+        if on_hop:
+            on_hop(url)
+        came_from = url
+        hop_headers = dict(headers)
+        token = options.sources.token_for(url)
+        if token:
+            hop_headers["Authorization"] = f"Bearer {token}"
+        response = session.request(
+            method,
+            url,
+            headers=hop_headers,
+            stream=True,
+            allow_redirects=False,
+            timeout=timeout or options.timeout,
+        )
+        linked.note(url, response, options)
+        if not response.is_redirect:
+            return response
+        response.close()
+        url = urljoin(url, response.headers["Location"])
+    raise DownloadError(f"too many redirects from {_display(came_from)}", retryable=False)
 
 
 class _Exchange:
@@ -547,9 +608,7 @@ class _Exchange:
         self.url = url
         self.range_end = end  # where the body ends, once the answer says (for the ranges)
         self.answered = False  # the answer was accepted and its body is arriving
-        self.linked_size: int | None = None
-        self.linked_sha256: str | None = None
-        self.linked_host: str | None = None
+        self.linked = Linked()
         self._session = session
         self._offset = offset
         self._end = end
@@ -625,44 +684,17 @@ class _Exchange:
                     response.close()
 
     def _open(self) -> requests.Response:
-        """GET, following redirects by hand so a token only ever goes to its own host and each
-        hop is checked against the allowed hosts before it is requested."""
         headers = {"User-Agent": self._options.user_agent, "Accept-Encoding": "identity"}
         if self._ranged:
             headers["Range"] = f"bytes={self._offset}-{'' if self._end is None else self._end - 1}"
             if self._validator:
                 headers["If-Range"] = self._validator
-        url, came_from = self.url, None
-        for _ in range(self._options.max_redirects + 1):
-            if self._closed.is_set():
-                raise Stopped("closed")  # let go before it asked: it never asks
-            _check_url(url, self._options, came_from)
-            self.url = came_from = url
-            hop_headers = dict(headers)
-            token = self._options.sources.token_for(url)
-            if token:
-                hop_headers["Authorization"] = f"Bearer {token}"
-            response = self._session.get(
-                url, headers=hop_headers, stream=True, allow_redirects=False, timeout=self._options.timeout
-            )
-            self._note_linked(url, response)
-            if not response.is_redirect:
-                return response
-            response.close()
-            url = urljoin(url, response.headers["Location"])
-        raise DownloadError(f"too many redirects from {_display(self.url)}", retryable=False)
+        return follow(self._session, self.url, headers, self._options, linked=self.linked, on_hop=self._hop)
 
-    def _note_linked(self, url: str, response: requests.Response) -> None:
-        """Keep X-Linked-Size and X-Linked-Etag from a Hugging Face host: the exact size and the
-        sha256 (the ETag of an LFS file) of what its `resolve` URL redirects to."""
-        if not host_matches(host_of(url), self._options.huggingface_hosts):
-            return
-        size = _int_header(response.headers.get("X-Linked-Size"))
-        etag = response.headers.get("X-Linked-Etag", "").strip().removeprefix("W/").strip('"').lower()
-        if size is not None and size >= 0:
-            self.linked_size, self.linked_host = size, host_of(url)
-        if _SHA256.fullmatch(etag):
-            self.linked_sha256, self.linked_host = etag, host_of(url)
+    def _hop(self, url: str) -> None:
+        if self._closed.is_set():
+            raise Stopped("closed")  # let go before it asked: it never asks
+        self.url = url
 
     def _put(self, item) -> None:
         while not self._closed.is_set():
@@ -818,7 +850,7 @@ def _status_error(response: requests.Response, host: str, options: Options) -> D
         message = f"{host} answered HTTP {status}" + (f" ({response.reason})" if response.reason else "")
     retryable = status in (408, 429) or status >= 500
     retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
-    return DownloadError(_scrub(message, options), retryable=retryable, retry_after=retry_after)
+    return DownloadError(scrub(message, options), retryable=retryable, retry_after=retry_after)
 
 
 def _receive(exchange, spec, part, start, total, hasher, control, on_progress, options) -> int:
@@ -831,8 +863,8 @@ def _receive(exchange, spec, part, start, total, hasher, control, on_progress, o
             while True:
                 try:
                     data = exchange.get(control)
-                except _NETWORK_ERRORS as exc:
-                    raise _network_error(exc, exchange.url, options, (position, total, position > start)) from None
+                except NETWORK_ERRORS as exc:
+                    raise network_error(exc, exchange.url, options, (position, total, position > start)) from None
                 if data is None:
                     break
                 view = memoryview(data)
@@ -978,7 +1010,7 @@ class _Ranges:
                 if isinstance(item, DownloadError):
                     raise item
                 position = (segment.pos, self.plan.size, False)
-                raise _network_error(item, exchange.url, self.options, position if exchange.answered else None)
+                raise network_error(item, exchange.url, self.options, position if exchange.answered else None)
             elif item is _Exchange._EOF:
                 if segment.pos < exchange.range_end:
                     raise DownloadError(_lost(exchange.url, segment.pos, self.plan.size), retryable=True)
@@ -1313,7 +1345,7 @@ def _check_stop(control: StopSource | None) -> None:
         raise Stopped(reason)
 
 
-def _network_error(exc, url, options, streaming=None) -> DownloadError:
+def network_error(exc, url, options, streaming=None) -> DownloadError:
     """A failure of the connection itself, before the headers or (streaming given) in the body,
     in a sentence: requests and urllib3 wrap the cause in layers of reprs nobody should read.
 
@@ -1353,7 +1385,7 @@ def _network_error(exc, url, options, streaming=None) -> DownloadError:
     else:
         message = f"request to {host} failed: {_reason(exc)}"
     return DownloadError(
-        _scrub(message, options),
+        scrub(message, options),
         retryable=not isinstance(exc, _PERMANENT_REQUEST_ERRORS),
         progress_made=progress_made,
     )
@@ -1456,7 +1488,7 @@ def _reason(exc: BaseException) -> str:
     return _QUERY.sub("?...", text or type(exc).__name__)
 
 
-def _scrub(text: str, options: Options) -> str:
+def scrub(text: str, options: Options) -> str:
     """Blank out any configured token, in case an error message quotes one."""
     for secret in options.sources.secrets():
         text = text.replace(secret, "***")

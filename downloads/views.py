@@ -10,7 +10,7 @@ from accounts.params import query_flag
 from downloads import queue
 from downloads.models import DownloadJob, JobFile, Kind, State
 from downloads.queue import part_size
-from presets.models import Preset, disk_sizes, file_is_installed, preset_is_installed, preset_rows
+from presets.models import Preset, PresetFile, disk_sizes, file_is_installed, preset_is_installed, preset_rows
 
 
 def _preset_or_404(preset_id):
@@ -161,6 +161,7 @@ def preset_json(row, sizes, room, job=None):
             "optional": bool(f["optional"]),
             "installed": file_is_installed(f, sizes),
             "corrupt": f["path"] in sizes.corrupt,
+            "link_status": f["link_status"] or None,
         }
         for f in row["files"]
     ]
@@ -184,8 +185,21 @@ def preset_json(row, sizes, room, job=None):
         "needs_bytes": needs,
         "fits": room.fits(needs),
         "job": job,
+        "link_problem": link_problem(row["files"], sizes),
         "files": files,
     }
+
+
+_LINK_PROBLEMS = (PresetFile.LINK_NOT_FOUND, PresetFile.LINK_NEEDS_TOKEN)
+
+
+def link_problem(files, sizes):
+    """Why installing would fail before anyone tries, from the last link check: a file missing
+    from disk that is gone from its source (404) or needs a token that is not set."""
+    for file in files:
+        if file["link_status"] in _LINK_PROBLEMS and not file_is_installed(file, sizes):
+            return f"{file['path'].rsplit('/', 1)[-1]}: {file['link_message']}"  # "…: needs HF_TOKEN"
+    return None
 
 
 def _matches(row, needle):

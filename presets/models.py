@@ -154,6 +154,21 @@ class PresetFile(models.Model):
     optional = models.BooleanField(
         default=False, help_text="Not needed for the preset to count as installed (upstream's optional flag)."
     )
+    # Link health: what the file's source answered when last asked (downloads/links.py).
+    LINK_OK = "ok"
+    LINK_NOT_FOUND = "not_found"
+    LINK_NEEDS_TOKEN = "needs_token"
+    LINK_STATUSES = [
+        (LINK_OK, "Works"),
+        (LINK_NOT_FOUND, "Gone (404)"),
+        (LINK_NEEDS_TOKEN, "Needs a token"),
+        ("refused", "Token refused"),
+        ("timeout", "Timed out"),
+        ("error", "Error"),
+    ]
+    link_status = models.CharField(max_length=12, choices=LINK_STATUSES, blank=True, editable=False)
+    link_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    link_message = models.CharField(max_length=500, blank=True, editable=False)
 
     class Meta:
         ordering = ["position", "id"]
@@ -196,7 +211,10 @@ PRESET_ROW_FIELDS = (
     "id", "name", "category_id", "type", "description", "use_case", "tags",
     "download_size", "approx_download_bytes", "source", "retired_at",
 )  # fmt: skip
-FILE_ROW_FIELDS = ("preset_id", "path", "url", "size", "approx_bytes", "exact_bytes", "sha256", "optional")
+FILE_ROW_FIELDS = (
+    "preset_id", "path", "url", "size", "approx_bytes", "exact_bytes", "sha256", "optional", "link_status",
+    "link_message",
+)  # fmt: skip
 
 
 def preset_rows(presets):

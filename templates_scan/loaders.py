@@ -13,7 +13,11 @@ Sources followed (ComfyUI as of late 2025):
 
 Custom node packs: each entry names the pack's source file it was checked against (the
 node's ``INPUT_TYPES``/``define_schema`` and the ``folder_paths`` folder its list comes from);
-the commit read is in ``tests/fixtures/custom_nodes/SOURCES.md``.
+the commit read is in ``tests/fixtures/custom_nodes/SOURCES.md``. Checked and left out, because
+their widgets name no file (presets, Hugging Face repo ids, folder names without an extension):
+IPAdapterUnifiedLoader / IPAdapterInsightFaceLoader, InstantIDFaceAnalysis, the LivePortraitKJ
+loaders, DownloadAndLoadFlorence2Model / Florence2ModelLoader, ComfyUI_LayerStyle's nodes,
+Nunchaku's SVDQuant model folders (a ``.safetensors`` file in the same widget is listed).
 
 To teach the scanner a new node, add one line to :data:`LOADERS`.
 """

@@ -106,7 +106,8 @@ class Fault:
     """How to misbehave for one request. Fields combine where it makes sense.
 
     delay: seconds to wait before answering anything (a stalled server).
-    status/headers/body: answer with this status instead of the file (e.g. 500, 429 + Retry-After).
+    status/headers/body: answer with this status instead of the file (e.g. 500, 429 + Retry-After);
+        `headers` alone are added to the file's answer (e.g. Content-Disposition).
     redirect: answer 302 with this Location (and `headers`).
     ignore_range: answer 200 with the whole file even to a Range request.
     content_range_shift: report a Content-Range start shifted by this many bytes (a lying server).
@@ -118,6 +119,7 @@ class Fault:
     no_length: send no Content-Length; the body ends when the connection closes.
     chunked: send no Content-Length but Transfer-Encoding: chunked.
     rate: send the body at most this many bytes a second, in small evenly paced pieces.
+    refuse_head: answer a HEAD with 405 (as some servers and CDNs do); a GET behaves.
     """
 
     delay: float = 0.0
@@ -134,6 +136,7 @@ class Fault:
     no_length: bool = False
     chunked: bool = False
     rate: int | None = None
+    refuse_head: bool = False
 
 
 @dataclass
@@ -167,6 +170,7 @@ class _HubFile:
     linked_etag: str
     etag: str  # the hub's own ETag (of the git pointer), not the CDN's
     signature_lifetime: int | None
+    token: str | None  # the bearer token it wants (a gated model), or None
 
 
 @dataclass
@@ -194,20 +198,32 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer("HEAD")
+
+    def _answer(self, method: str) -> None:
+        """Answer as to a GET; a HEAD gets the same status and headers, no body."""
         owner = self.server.owner
         path, _, query = self.path.partition("?")
         self._path = path
+        self._head = method == "HEAD"
         headers = {name.lower(): value for name, value in self.headers.items()}
-        owner._record(RecordedRequest("GET", path, self.headers.get("Host", ""), headers, self.client_address[:2]))
+        owner._record(RecordedRequest(method, path, self.headers.get("Host", ""), headers, self.client_address[:2]))
         served = owner.files.get(path)
         span = _requested_span(self.headers.get("Range"), served.size if served else _EVERY_BYTE[1])
         fault = owner._next_fault(path, span) or Fault()
         if fault.delay and owner._stopping.wait(fault.delay):
             raise _Abort
-        if fault.redirect is not None:
+        if fault.refuse_head and self._head:
+            self._simple(405, {"Allow": "GET"})
+        elif fault.redirect is not None:
             self._simple(302, {**fault.headers, "Location": fault.redirect})
         elif fault.status is not None:
             self._simple(fault.status, fault.headers, fault.body)
+        elif path in owner._hub and not owner._authorized(path, headers.get("authorization")):
+            self._simple(401, {"WWW-Authenticate": "Bearer"}, b"Access to this model is restricted")
         elif path in owner._hub:
             self._simple(302, owner._resolve(path))
         elif not owner._signature_valid(path, query):
@@ -227,7 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, data: bytes, framed: bytes | None = None) -> None:
         """Send `framed` (or `data`) and count `data` as body bytes sent for this path: counted
-        before the write, so a client that has read them finds them counted; a failed write is not."""
+        before the write, so a client that has read them finds them counted; a failed write is not.
+        Nothing is sent in answer to a HEAD."""
+        if self._head:
+            return
         owner = self.server.owner
         owner._count_sent(self._path, len(data))
         try:
@@ -264,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("ETag", served.etag)
         if served.last_modified:
             self.send_header("Last-Modified", served.last_modified)
+        for name, value in fault.headers.items():
+            self.send_header(name, value)
         self.end_headers()
 
         limit = end - start
@@ -385,18 +406,22 @@ class FaultServer:
         linked_etag: str | None = None,
         signature_lifetime: int | None = None,
         cdn_host: str = "127.0.0.1",
+        token: str | None = None,
     ) -> ServedFile:
         """Serve a file as Hugging Face does: GET `resolve_path` answers 302 to
         `http://<cdn_host>:<port><cdn_path>?sig=<n>`, a new signature each time, with X-Linked-Size,
         X-Linked-Etag (the quoted sha256, or `linked_etag` as given, to lie) and the hub's ETag.
         The CDN path answers 403 "Request has expired" to an unknown signature, or to one already
         used `signature_lifetime` times (None: never expires). Ask for the resolve URL with
-        host="localhost" to tell hub and CDN apart by host name."""
+        host="localhost" to tell hub and CDN apart by host name. With `token`, a gated model: the
+        resolve path answers 401 unless asked with "Authorization: Bearer <token>"."""
         served = self.add_file(cdn_path, size, seed)
         declared = f'"{served.sha256}"' if linked_etag is None else linked_etag
         pointer_etag = f'"{hashlib.sha1(declared.encode()).hexdigest()}"'
         with self._lock:
-            self._hub[resolve_path] = _HubFile(cdn_path, cdn_host, size, declared, pointer_etag, signature_lifetime)
+            self._hub[resolve_path] = _HubFile(
+                cdn_path, cdn_host, size, declared, pointer_etag, signature_lifetime, token
+            )
             self._signed_paths.add(cdn_path)
         return served
 
@@ -464,6 +489,10 @@ class FaultServer:
             "X-Linked-Etag": hub.linked_etag,
             "ETag": hub.etag,
         }
+
+    def _authorized(self, path: str, authorization: str | None) -> bool:
+        token = self._hub[path].token
+        return token is None or authorization == f"Bearer {token}"
 
     def _signature_valid(self, path: str, query: str) -> bool:
         """Whether a request may have `path`: always, unless it is a CDN path, which needs a live

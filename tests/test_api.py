@@ -34,6 +34,7 @@ def test_list_returns_every_preset_in_one_response(client, catalogue):
         "optional": False,
         "installed": False,
         "corrupt": False,
+        "link_status": None,  # not checked yet
     }
 
 

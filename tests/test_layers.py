@@ -34,6 +34,7 @@ SIDEWAYS = {
 PLAIN_PYTHON = (
     "storage",
     "downloads.engine",
+    "downloads.probe",
     "downloads.ranges",
     "downloads.sources",
     "templates_scan.scanner",

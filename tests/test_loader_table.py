@@ -6,6 +6,7 @@ two equal keys, so duplicates are found in the source).
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -162,3 +163,19 @@ def test_widget_positions_follow_the_seed_widget():
     # hires_steps, denoise, iterations, use_controlnet, control_net_name
     names = [name for name, _ in LOADERS["HighRes-Fix Script"]]
     assert names.index("control_net_name") == 12
+
+
+CORPUS = Path(__file__).parent / "fixtures" / "custom_nodes"
+
+
+def test_corpus_lists_every_workflow_once_with_known_folders():
+    expected = json.loads((CORPUS / "expected.json").read_text())
+    assert set(expected) == {p.name for p in CORPUS.glob("*.json")} - {"expected.json"}
+    sources = (CORPUS / "SOURCES.md").read_text()
+    for name, refs in expected.items():
+        assert f"`{name}`" in sources, f"{name}: origin and licence not recorded"
+        keys = [(folder, path) for folder, path, _ in refs]
+        assert len(keys) == len(set(keys)), name
+        for folder, path, active in refs:
+            assert folder is None or folder in KNOWN_FOLDERS, (name, folder)
+            assert path and "\\" not in path and isinstance(active, bool), (name, path)

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts.login import LoginForm
 from disk.views import storage_page, uninstall_preset
+from downloads.curation import add_from_urls
 from downloads.pages import models_page, preset_page
 from templates_scan import views as template_views
 
@@ -20,6 +21,8 @@ urlpatterns = [
     path("storage/", storage_page, name="storage-page"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # before the admin's own URLs, which would take it for a preset's id
+    path("admin/presets/preset/add-from-urls/", admin.site.admin_view(add_from_urls), name="preset-add-from-urls"),
     path("admin/", admin.site.urls),
     path("api/presets/<str:preset_id>/uninstall", uninstall_preset, name="preset-uninstall"),
     path("api/presets/", include("presets.urls")),  # first: "categories" and "refresh" are no preset ids

@@ -2,6 +2,7 @@
 each workflow is missing, which presets provide them, and queueing those presets."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -56,6 +57,8 @@ def scan_directories(dirs=None):
                     nodes=list(ref.nodes),
                     url=ref.url or "",
                     hash=ref.hash or "",
+                    guess=ref.guess or "",
+                    managed=ref.managed or "",
                 )
                 for template, (_, _, (_, refs)) in zip(templates, parsed, strict=False)
                 for ref in refs
@@ -104,24 +107,38 @@ def as_ref(reference):
         nodes=tuple(reference.nodes),
         url=reference.url or None,
         hash=reference.hash or None,
+        guess=reference.guess or None,
+        managed=reference.managed or None,
     )
 
 
 class PresetIndex:
-    """Which live presets provide a model file: by folder and path, else by folder and file name."""
+    """Which live presets provide a model file: by folder and path, else by folder and file name;
+    a file whose folder is unknown, by file name in any folder."""
 
     def __init__(self):
-        self.by_path, self.by_name = {}, {}
+        self.by_path, self.by_name, self.by_file_name = {}, {}, {}
         files = PresetFile.objects.filter(preset__retired_at__isnull=True).values_list("path", "preset_id")
         for path, preset_id in files:
             folder, _, rest = path.partition("/")
             folder = canonical_folder(folder)
+            name = rest.rsplit("/", 1)[-1]
             self.by_path.setdefault((folder, rest), set()).add(preset_id)
-            self.by_name.setdefault((folder, rest.rsplit("/", 1)[-1]), set()).add(preset_id)
+            self.by_name.setdefault((folder, name), set()).add(preset_id)
+            self.by_file_name.setdefault(name, set()).add(folder)
+
+    def folder_of(self, path):
+        """The one folder the catalogue's files of this name are in; None for none or several."""
+        folders = self.by_file_name.get(path.rsplit("/", 1)[-1], ())
+        return next(iter(folders)) if len(folders) == 1 else None
 
     def providers(self, ref):
+        name = ref.path.rsplit("/", 1)[-1]
+        if not ref.directory:
+            folders = self.by_file_name.get(name, ())
+            return sorted({pk for folder in folders for pk in self.by_name[folder, name]})
         folder = canonical_folder(ref.directory)
-        found = self.by_path.get((folder, ref.path)) or self.by_name.get((folder, ref.path.rsplit("/", 1)[-1]))
+        found = self.by_path.get((folder, ref.path)) or self.by_name.get((folder, name))
         return sorted(found or ())
 
 
@@ -133,49 +150,100 @@ class Checker:
         self.roots = model_roots()
         self.index = PresetIndex()
         self.found = {}
+        self._on_disk = None
+
+    def on_disk(self, path):
+        """The folders holding a file at this path, from one walk of the model directories made
+        on first need (only a workflow that leaves a file's folder open needs it)."""
+        if self._on_disk is None:
+            self._on_disk = {}
+            for entry in self.roots.walk():
+                if entry.folder and not entry.partial and entry.link in (None, "inside"):
+                    self._on_disk.setdefault(entry.name, set()).add(entry.folder)
+        return self._on_disk.get(path, set())
+
+    def resolve(self, ref):
+        """(ref, where its folder comes from): the workflow's own; else the one folder under the
+        model roots holding a file at its path ("disk"); else the one folder the catalogue's
+        files of that name are in ("catalogue"); else the scanner's guess ("guess"); else None,
+        the folder unknown. A file the node downloads itself has no folder here ("node")."""
+        if ref.managed:
+            return ref, "node"
+        if ref.directory:
+            return ref, "workflow"
+        folders = () if ref.unsafe else self.on_disk(ref.path)
+        if len(folders) == 1:
+            return replace(ref, directory=next(iter(folders))), "disk"
+        folder = self.index.folder_of(ref.path)
+        if folder is not None:
+            return replace(ref, directory=folder), "catalogue"
+        if ref.guess:
+            return replace(ref, directory=ref.guess), "guess"
+        return ref, None
 
     def installed(self, ref):
+        """True or False; None for a file its node downloads itself, which is not looked for.
+        A file of unknown folder is installed when some model folder holds it."""
+        if ref.managed:
+            return None
         key = (ref.directory, ref.path)
         if key not in self.found:
-            self.found[key] = not ref.unsafe and self.roots.locate(ref) is not None
+            if ref.unsafe:
+                self.found[key] = False
+            elif ref.directory:
+                self.found[key] = self.roots.locate(ref) is not None
+            else:
+                self.found[key] = bool(self.on_disk(ref.path))
         return self.found[key]
 
     def check(self, refs):
-        """Each ref as a dict with `installed` and, when missing, the presets that provide it."""
+        """Each ref as a dict with its folder resolved, `installed` and, when missing, the
+        presets that provide it."""
         checked = []
         for ref in refs:
+            ref, source = self.resolve(ref)
             installed = self.installed(ref)
             checked.append(
                 {
                     "name": ref.name,
                     "directory": ref.directory,
+                    "folder_source": source,
                     "path": ref.path,
                     "nodes": list(ref.nodes),
                     "url": ref.url,
                     "hash": ref.hash,
                     "installed": installed,
+                    "managed": ref.managed,
                     "inactive": ref.inactive,
                     "unsafe": ref.unsafe,
-                    "presets": [] if installed else self.index.providers(ref),
+                    "presets": self.index.providers(ref) if installed is False else [],
                 }
             )
         return checked
 
 
 def summary(checked):
-    """A workflow can run when every model its active nodes use is installed."""
-    missing = [m for m in checked if not m["installed"]]
+    """A workflow can run when every model its active nodes use is installed; the files nodes
+    download by themselves are listed apart and never block it."""
+    missing = [m for m in checked if m["installed"] is False]
     blocking = [m for m in missing if not m["inactive"]]
     return {
         "compatible": not blocking,
         "can_generate": not blocking,
         "missing_count": len(blocking),
         "missing_models": missing,
+        "managed_models": [m for m in checked if m["managed"]],
     }
 
 
 # What is known of a workflow that could not be read: nothing, not "nothing is missing".
-UNREADABLE = {"compatible": None, "can_generate": None, "missing_count": None, "missing_models": []}
+UNREADABLE = {
+    "compatible": None,
+    "can_generate": None,
+    "missing_count": None,
+    "missing_models": [],
+    "managed_models": [],
+}
 
 
 def template_report(template, checker=None):

@@ -594,6 +594,8 @@ SKIP_TYPES: frozenset[str] = frozenset(
         "Note",
         "MarkdownNote",
         "Label (rgthree)",
+        # comfy_extras/nodes_string.py: text that may be pieces of a file name, never a file
+        "StringConcatenate",
     }
 )
 

@@ -30,11 +30,17 @@ class Template(models.Model):
 class ModelReference(models.Model):
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=1000, help_text="As the workflow writes it")
-    directory = models.CharField(max_length=100, help_text="ComfyUI model folder, e.g. checkpoints")
+    directory = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="ComfyUI model folder, e.g. checkpoints; empty when the workflow does not say",
+    )
     path = models.CharField(max_length=1000, help_text="Inside the folder, forward slashes")
     nodes = models.JSONField(default=list)
     url = models.CharField(max_length=2000, blank=True)
     hash = models.CharField(max_length=200, blank=True)
+    guess = models.CharField(max_length=100, blank=True, help_text="No folder given: the one its node or name suggests")
+    managed = models.CharField(max_length=500, blank=True, help_text="What the node downloads by itself, and where")
 
     class Meta:
         ordering = ["template", "directory", "path"]

@@ -2,8 +2,8 @@
 
 Pure Python (no Django). Entry points: scan_workflow, scan_file; whether the server has a file is
 storage.ModelRoots' answer. The formats it reads and the choices it makes (muted nodes, subgraphs,
-linked widgets, metadata, unknown node types, unsafe paths, symlinks) are written down in
-docs/scanner.md.
+linked widgets, metadata, files of unknown folder, files nodes download themselves, stackers,
+unsafe paths, symlinks) are written down in docs/scanner.md.
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ from storage import canonical_folder, is_unsafe_path
 
 from .loaders import (
     CONTROL_AFTER_GENERATE_VALUES,
+    DICT_ROW_NODES,
+    GENERIC_INPUT_NAMES,
     LOADERS,
+    MANAGED_BY_NODE,
     MODEL_EXTENSIONS,
     SKIP_TYPES,
+    STACKERS,
+    SWITCH_OFF_VALUES,
     folder_from_input,
+    folder_from_type,
 )
 
 __all__ = [
@@ -60,11 +66,19 @@ class WorkflowError(ValueError):
 @dataclass(frozen=True)
 class ModelRef:
     name: str  # as the workflow writes it, e.g. "SDXL\\sd_xl_base_1.0.safetensors"
-    directory: str  # canonical ComfyUI folder: "checkpoints", "text_encoders", ...
+    directory: str  # canonical ComfyUI folder: "checkpoints", "text_encoders", ...; "" when the workflow does not say
     path: str  # normalised relative path inside `directory`, forward slashes
     nodes: tuple[str, ...]  # who uses it, e.g. ("4 CheckpointLoaderSimple", "subgraph 12 > 7 LoraLoader")
     url: str | None = None  # from properties.models / top-level models when given
     hash: str | None = None  # e.g. "sha256:abcd..." when the metadata gives one
+    guess: str | None = None  # no directory: the folder its node type or file name suggests, if one
+    managed: str | None = None  # the node downloads it by itself: what and where (loaders.MANAGED_BY_NODE)
+
+    @property
+    def folder_unknown(self) -> bool:
+        """The workflow names the file but not its folder: the disk, the catalogue or
+        ``guess`` may tell (templates_scan.library resolves it in that order)."""
+        return not self.directory and self.managed is None
 
     @property
     def unsafe(self) -> bool:
@@ -144,35 +158,56 @@ def _http_url(url: Any) -> str | None:
 
 
 class _Acc:
-    __slots__ = ("name", "directory", "path", "nodes", "url", "hash")
+    __slots__ = ("name", "directory", "path", "nodes", "url", "hash", "guess", "managed")
 
-    def __init__(self, name: str, directory: str, path: str):
-        self.name, self.directory, self.path = name, directory, path
+    def __init__(self, name: str, directory: str, path: str, managed: str | None):
+        self.name, self.directory, self.path, self.managed = name, directory, path, managed
         self.nodes: dict[str, None] = {}  # ordered set
         self.url: str | None = None
         self.hash: str | None = None
+        self.guess: str | None = None
+
+
+#: A ref's key in the collector: (directory, path, managed by its node). Directory "": not known.
+_Key = tuple[str, str, bool]
 
 
 class _Collector:
     def __init__(self, fmt: str):
         self.format = fmt
-        self.refs: dict[tuple[str, str], _Acc] = {}
+        self.refs: dict[_Key, _Acc] = {}
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < 500:
             self.warnings.append(message)
 
-    def add(self, name: str, directory: str, label: str | None) -> tuple[str, str]:
-        key = (directory, normalize_model_path(name))
+    def add(
+        self, name: str, directory: str, label: str | None, guess: str | None = None, managed: str | None = None
+    ) -> _Key:
+        key = (directory, normalize_model_path(name), managed is not None)
         acc = self.refs.get(key)
         if acc is None:
-            acc = self.refs[key] = _Acc(name, directory, key[1])
+            acc = self.refs[key] = _Acc(name, directory, key[1], managed)
         if label is not None:
             acc.nodes.setdefault(label, None)
+        if acc.guess is None:
+            acc.guess = guess
         return key
 
-    def merge_meta(self, key: tuple[str, str], entry: dict) -> None:
+    def settle(self, key: _Key, folder: str, name: str) -> _Key:
+        """The workflow's metadata says which folder a file of unknown folder is in: move it there."""
+        new = self.add(name, folder, None)
+        acc = self.refs.pop(key, None)
+        if acc is None:  # moved already, by another entry naming the same file
+            return new
+        target = self.refs[new]
+        for label in acc.nodes:
+            target.nodes.setdefault(label, None)
+        target.url, target.hash = target.url or acc.url, target.hash or acc.hash
+        return new
+
+    def merge_meta(self, key: _Key, entry: dict) -> None:
         acc = self.refs[key]
         if acc.url is None:
             acc.url = _http_url(entry.get("url"))
@@ -194,20 +229,32 @@ class _Collector:
                 continue
             folder, name = meta
             path = normalize_model_path(name)
-            if (folder, path) in self.refs:
-                self.merge_meta((folder, path), entry)
+            if (folder, path, False) in self.refs:
+                self.merge_meta((folder, path, False), entry)
+                continue
+            if ("", path, False) in self.refs:
+                self.merge_meta(self.settle(("", path, False), folder, name), entry)
                 continue
             base = path.rsplit("/", 1)[-1]
-            matches = [k for k, acc in self.refs.items() if k[0] == folder and acc.path.rsplit("/", 1)[-1] == base]
+            matches = [k for k in self.refs if k[0] in (folder, "") and not k[2] and k[1].rsplit("/", 1)[-1] == base]
             if matches:
                 for k in matches:
-                    self.merge_meta(k, entry)
+                    self.merge_meta(self.settle(k, folder, self.refs[k].name) if k[0] == "" else k, entry)
             else:
                 self.merge_meta(self.add(name, folder, None), entry)
 
     def result(self) -> ScanResult:
+        """The refs, a file of unknown folder joined to the ref of the same path another node
+        loads from a known folder (when exactly one does)."""
+        folders: dict[str, list[str]] = {}
+        for directory, path, managed in self.refs:
+            if directory and not managed:
+                folders.setdefault(path, []).append(directory)
+        for key in [k for k in self.refs if not k[0] and not k[2] and len(folders.get(k[1], ())) == 1]:
+            self.settle(key, folders[key[1]][0], self.refs[key].name)
         models = [
-            ModelRef(a.name, a.directory, a.path, tuple(a.nodes), a.url, a.hash) for _, a in sorted(self.refs.items())
+            ModelRef(a.name, a.directory, a.path, tuple(a.nodes), a.url, a.hash, a.guess, a.managed)
+            for _, a in sorted(self.refs.items())
         ]
         return ScanResult(self.format, models, self.warnings)
 
@@ -233,15 +280,119 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _unwrap(value: Any) -> tuple[Any, bool]:
-    """Custom widgets storing objects: pysssss ``{"content": name, "image": ...}``, rgthree
-    Power Lora Loader ``{"on": bool, "lora": name, "strength": ...}``. Returns (value, off)."""
-    if isinstance(value, dict):
-        if isinstance(value.get("lora"), str):
-            return value["lora"], value.get("on") is False
-        if isinstance(value.get("content"), str):
-            return value["content"], False
-    return value, False
+def _unwrap(value: Any) -> Any:
+    """pysssss's loaders store ``{"content": name, "image": ...}``: the name."""
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return value["content"]
+    return value
+
+
+def _strings(value: Any, row: tuple[str, str, str] | None, depth: int = 0):
+    """(string, off, folder or None) in a widget value: the value itself, pysssss's content, a
+    row dict of a :data:`DICT_ROW_NODES` node (its folder, off when its switch is False), or
+    strings nested in lists and objects of custom widgets."""
+    if isinstance(value, str):
+        yield value, False, None
+    elif isinstance(value, dict):
+        if row is not None and isinstance(value.get(row[1]), str):
+            yield value[row[1]], value.get(row[2]) is False, row[0]
+        elif isinstance(value.get("content"), str):
+            yield value["content"], False, None
+        elif depth < 4:
+            for item in value.values():
+                yield from _strings(item, row, depth + 1)
+    elif isinstance(value, list) and depth < 4:
+        for item in value:
+            yield from _strings(item, row, depth + 1)
+
+
+def _switched_off(value: Any) -> bool:
+    """A stacker row's switch is off ("Off", False: loaders.SWITCH_OFF_VALUES)."""
+    return isinstance(value, (str, bool)) and value in SWITCH_OFF_VALUES
+
+
+def _certain_folder(ctype: str, input_name: str | None) -> str | None:
+    """The folder an input's name says (``lora_name``, ``clip_name2``...); generic names say none."""
+    if input_name is None or input_name.lower() in GENERIC_INPUT_NAMES:
+        return None
+    return folder_from_input(ctype, input_name)
+
+
+def _guess(ctype: str, value: str) -> str | None:
+    """The folder the node type suggests, else the file name (``..._vae.safetensors``): a last resort."""
+    stem = value.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return folder_from_type(ctype) or folder_from_type(stem)
+
+
+#: LOADERS by input name: class_type -> {input name: folder or None}.
+_TABLE: dict[str, dict[str, str | None]] = {ctype: dict(widgets) for ctype, widgets in LOADERS.items()}
+
+#: Per value found in a node: (input name or None, value, table folder or None, switched off).
+_Candidate = tuple[str | None, Any, str | None, bool]
+
+
+def _node_refs(out: _Collector, label: str, ctype: str, candidates: list[_Candidate]) -> dict[str, _Key | None]:
+    """Record every model file among a node's values; return each string value -> its ref key
+    (None: not a file), against which the node's properties.models entries are matched.
+
+    A file's folder: the loader table's (or a stacker's row), else what its input name says; a
+    node that downloads its files itself (:data:`MANAGED_BY_NODE`) has them recorded as managed;
+    any other string with a model-file extension is recorded with folder unknown and a guess.
+    """
+    selected: dict[str, _Key | None] = {}
+    managed = MANAGED_BY_NODE.get(ctype)
+    row = DICT_ROW_NODES.get(ctype)
+    for name, value, folder, row_off in candidates:
+        if isinstance(value, str):
+            if folder is None and not _looks_like_model(value):  # the common case, kept short
+                selected.setdefault(value, None)
+                continue
+            found: Any = ((value, False, None),)
+        elif isinstance(value, (list, dict)):
+            found = _strings(value, row)
+        else:
+            continue
+        for text, off, row_folder in found:
+            if not text.strip() or len(text) > MAX_NAME_LENGTH:
+                continue
+            folder = row_folder or folder
+            if not (_looks_like_file(text) if folder else _looks_like_model(text)):
+                selected.setdefault(text, None)
+                continue
+            node_label = label + (" (off)" if off or row_off else "")
+            if managed is not None:
+                selected[text] = out.add(text, "", node_label, managed=managed)
+                continue
+            folder = folder or _certain_folder(ctype, name)
+            if folder:
+                selected[text] = out.add(text, folder, node_label)
+            else:
+                selected[text] = out.add(text, "", node_label, guess=_guess(ctype, text))
+    return selected
+
+
+def _stacker_rows(ctype: str, named: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """A stacker node's rows: file input name -> (folder, switched off)."""
+    stacker = STACKERS.get(ctype)
+    if stacker is None:
+        return {}
+    return {
+        file_input: (stacker.folder, switch is not None and _switched_off(named.get(switch)))
+        for file_input, switch in stacker.rows
+    }
+
+
+def _with_rows(ctype: str, candidates: list[_Candidate]) -> list[_Candidate]:
+    """Candidates with a stacker's rows given its folder and switch."""
+    if ctype not in STACKERS:
+        return candidates
+    rows = _stacker_rows(ctype, {name: value for name, value, _, _ in candidates if name is not None})
+    if not rows:
+        return candidates
+    return [
+        (name, value, rows[name][0], rows[name][1]) if name in rows else (name, value, folder, off)
+        for name, value, folder, off in candidates
+    ]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -332,40 +483,30 @@ def _scan_api(nodes: dict) -> ScanResult:
         if not isinstance(inputs, dict):
             out.warn(f"node {node_id} {ctype}: 'inputs' is not an object: skipped")
             continue
+        if ctype in SKIP_TYPES:
+            continue
         label = f"{node_id} {ctype}"
-        if ctype in LOADERS:
-            for name, folder in LOADERS[ctype]:
-                if folder is None or name not in inputs:
-                    continue
-                if isinstance(inputs[name], list):  # a link ["<node id>", <slot>]
+        table = _TABLE.get(ctype, {})
+        candidates: list[_Candidate] = []
+        for name, value in inputs.items():
+            if isinstance(value, list) and _is_link(value):
+                if table.get(name) is not None:
                     out.warn(f"{label}: '{name}' comes from a link; its value is only known at run time")
-                    continue
-                _add_value(out, label, ctype, name, inputs[name], folder, known=True)
-        elif ctype not in SKIP_TYPES:
-            for name, value in inputs.items():
-                if _add_value(out, label, ctype, name, value, None, known=False) is False:
-                    out.warn(f"{label}: {name}={_unwrap(value)[0]!r} looks like a model file but its folder is unknown")
+                continue
+            candidates.append((name, value, table.get(name), False))
+        _node_refs(out, label, ctype, _with_rows(ctype, candidates))
     return out.result()
 
 
-def _add_value(
-    out: _Collector, label: str, ctype: str, input_name: str | None, value: Any, folder: str | None, known: bool
-) -> tuple[str, str] | None | bool:
-    """Record one widget value. Returns the ref key, None if not a model value, or False
-    for a model-looking value whose folder could not be determined."""
-    value, off = _unwrap(value)
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
-        return None
-    if known:
-        if not _looks_like_file(value):
-            return None
-    else:
-        if not _looks_like_model(value):
-            return None
-        folder = folder_from_input(ctype, input_name)
-        if folder is None:
-            return False
-    return out.add(value, folder, label + (" (off)" if off else ""))
+def _is_link(value: Any) -> bool:
+    """An API-format input fed by another node: ``["<node id>", <output slot>]``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], (str, int))
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
 
 
 # ------------------------------------------------------------------------------ UI
@@ -585,58 +726,33 @@ class _UIScanner:
                         widget_inputs[wname] = inp
                         widget_order.append(wname)
 
-        # (input name or None, value, folder for table loaders or None, position in wv)
-        candidates: list[tuple[str | None, Any, str | None, Any]] = []
-        known = ntype in LOADERS
-        if wv is not None:
-            if known:
-                for idx, (name, folder) in enumerate(LOADERS[ntype]):
-                    if folder is None:
-                        continue
-                    if isinstance(wv, dict):
-                        if name in wv:
-                            candidates.append((name, wv[name], folder, name))
-                    elif idx < len(wv):
-                        candidates.append((name, wv[idx], folder, idx))
-            elif isinstance(wv, dict):
-                candidates = [(k, v, None, k) for k, v in wv.items() if isinstance(k, str)]
+        candidates: list[_Candidate] = []
+        if isinstance(wv, dict):
+            table = _TABLE.get(ntype, {})
+            candidates = [(k, v, table.get(k), False) for k, v in wv.items() if isinstance(k, str)]
+        elif wv:
+            if ntype in LOADERS:
+                names = [name for name, _ in LOADERS[ntype]]
+                folders = [folder for _, folder in LOADERS[ntype]]
             else:
-                named = _align(widget_order, wv) if widget_order else None
-                if named is not None:
-                    candidates = [(k, wv[i], None, i) for k, i in named.items()]
-                else:
-                    candidates = [(None, v, None, i) for i, v in enumerate(wv)]
+                positions = _align(widget_order, wv) if widget_order else None
+                names = [None] * len(wv)
+                for name, i in (positions or {}).items():
+                    names[i] = name
+                folders = []
+            candidates = [
+                (names[i] if i < len(names) else None, v, folders[i] if i < len(folders) else None, False)
+                for i, v in enumerate(wv)
+            ]
 
-        # widget value -> ref key (None: not resolved to a folder); the values a node
-        # "selects", against which its properties.models entries are matched
-        selected: dict[str, tuple[str, str] | None] = {}
-        unresolved: list[str] = []
-        used_positions = set()
-        for name, value, folder, pos in candidates:
-            used_positions.add(pos)
+        resolved: list[_Candidate] = []
+        for name, value, folder, off in _with_rows(ntype, candidates):
             if name is not None and name in widget_inputs:
                 value = self._linked_value(graph, widget_inputs[name], name, value, folder, instance, label)
                 if value is None:
                     continue
-            result = _add_value(self.out, label, ntype, name, value, folder, known=known)
-            plain, _ = _unwrap(value)
-            if isinstance(result, tuple):
-                selected[plain] = result
-            elif isinstance(plain, str) and plain.strip():
-                selected.setdefault(plain, None)
-                if result is False:
-                    unresolved.append(plain)
-        if isinstance(wv, (list, dict)):
-            for pos, v in enumerate(wv) if isinstance(wv, list) else wv.items():
-                if pos in used_positions:
-                    continue
-                v, _ = _unwrap(v)
-                if isinstance(v, str) and v.strip():
-                    selected.setdefault(v, None)
-        self._node_metadata(node, label, selected)
-        for value in unresolved:
-            if selected.get(value) is None:
-                self.out.warn(f"{label}: {value!r} looks like a model file but its folder is unknown")
+            resolved.append((name, value, folder, off))
+        self._node_metadata(node, label, _node_refs(self.out, label, ntype, resolved))
 
     def _linked_value(
         self,
@@ -659,7 +775,7 @@ class _UIScanner:
                 sg_input = name
             if sg_input is not None:
                 promoted = instance.values.get(sg_input)
-                plain, _ = _unwrap(promoted)
+                plain = _unwrap(promoted)
                 if isinstance(plain, str) and (_looks_like_file(plain) if folder else _looks_like_model(plain)):
                     return promoted
                 return value
@@ -684,7 +800,7 @@ class _UIScanner:
             self.out.warn(f"{label}: '{name}' comes from a link; its value is only known at run time")
         return None
 
-    def _node_metadata(self, node: dict, label: str, selected: dict[str, tuple[str, str] | None]) -> None:
+    def _node_metadata(self, node: dict, label: str, selected: dict[str, _Key | None]) -> None:
         props = node.get("properties")
         models = props.get("models") if isinstance(props, dict) else None
         if models is None:
@@ -702,12 +818,13 @@ class _UIScanner:
                 continue
             key = selected[name]
             meta = _model_entry(entry)
-            if key is None:
+            if key is None or (not key[0] and not key[2]):
                 if meta is None:
                     continue
                 folder, mname = meta
-                key = selected[name] = self.out.add(mname, folder, label)
-            elif meta is not None and meta[0] != key[0]:
+                key = self.out.add(mname, folder, label) if key is None else self.out.settle(key, folder, mname)
+                selected[name] = key
+            elif meta is not None and not key[2] and meta[0] != key[0]:
                 self.out.warn(
                     f"{label}: properties.models says {name!r} belongs in {meta[0]!r}, "
                     f"the node loads it from {key[0]!r}"

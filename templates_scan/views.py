@@ -35,7 +35,7 @@ def missing_models(request, template_id):
 
 
 def _missing_part(report):
-    keys = ("can_generate", "missing_count", "missing_models", "error")
+    keys = ("can_generate", "missing_count", "missing_models", "managed_models", "error")
     return {key: report[key] for key in keys if key in report}
 
 

@@ -38,6 +38,16 @@ def summary(result: ScanResult) -> set:
     return {(m.directory, m.path, m.nodes) for m in result.models}
 
 
+def known(result: ScanResult) -> set:
+    """The refs whose folder the workflow says."""
+    return {(m.directory, m.path, m.nodes) for m in result.models if m.directory}
+
+
+def unknown(result: ScanResult) -> set:
+    """The refs whose folder the workflow leaves open, with the folder guessed for each."""
+    return {(m.guess, m.path, m.nodes) for m in result.models if m.folder_unknown}
+
+
 def ui(nodes, **extra) -> dict:
     """A minimal UI-format workflow around the given nodes."""
     return {
@@ -165,7 +175,7 @@ def test_api_wan_video():
 def test_api_misc_loaders():
     result = scan_file(WORKFLOWS / "api_misc_loaders.json")
     assert result.format == "api"
-    assert summary(result) == {
+    assert known(result) == {
         ("controlnet", "SDXL/controlnet-canny-sdxl-1.0.safetensors", ("1 ControlNetLoader",)),
         ("controlnet", "diff_control_sd15_depth_fp16.safetensors", ("8 DiffControlNetLoader",)),
         ("upscale_models", "RealESRGAN_x4plus.pth", ("2 UpscaleModelLoader",)),
@@ -177,13 +187,15 @@ def test_api_misc_loaders():
         ("clip_vision", "sigclip_vision_patch14_384.safetensors", ("14 CLIPVisionLoader",)),
         # heuristics: unknown node, input named ckpt_name
         ("checkpoints", "custom/dreamshaper_8.safetensors", ("5 MyCustomCheckpointPicker",)),
-        # heuristics: generic "model_name", but the node type says "upscale"
-        ("upscale_models", "4x_NMKD-Siax_200k.pth", ("12 FancyUpscaleModelLoader",)),
         # dedup across nodes, one writing a backslash, the other a slash
         ("loras", "SDXL/detail_tweaker.safetensors", ("15 LoraLoader", "16 LoraLoaderModelOnly")),
     }
-    # "model_name" of a type that suggests no folder: not guessed, but reported as a warning
-    assert any("mystery_weights.safetensors" in w for w in result.warnings)
+    assert unknown(result) == {
+        # a generic "model_name": the node type's "upscale" is only a guess
+        ("upscale_models", "4x_NMKD-Siax_200k.pth", ("12 FancyUpscaleModelLoader",)),
+        # "model_name" of a type that suggests no folder: reported all the same
+        (None, "mystery_weights.safetensors", ("13 SomethingLoader",)),
+    }
     # MyPromptStyler's strings are not model files
     assert not any("portrait" in m.path or "cinematic" in m.path for m in result.models)
 
@@ -527,7 +539,7 @@ def test_ui_heuristics_for_unknown_nodes():
                     {"name": "strength", "type": "FLOAT", "widget": {"name": "strength"}, "link": None},
                 ],
             ),
-            # no names at all: the type decides
+            # no names at all: the type guesses
             node(3, "LoraStacker", ["stack_a.safetensors", 1.0, "stack_b.safetensors", 0.5, "None"]),
             node(4, "ImageMagic", ["what_is_this.safetensors"]),
             node(5, "Note", ["readme mentions model.safetensors"]),
@@ -538,10 +550,15 @@ def test_ui_heuristics_for_unknown_nodes():
     assert summary(result) == {
         ("checkpoints", "dict_ckpt.safetensors", ("1 FancyLoader",)),
         ("loras", "aligned_lora.safetensors", ("2 SamplerWithLora",)),
+        ("", "stack_a.safetensors", ("3 LoraStacker",)),
+        ("", "stack_b.safetensors", ("3 LoraStacker",)),
+        ("", "what_is_this.safetensors", ("4 ImageMagic",)),
+    }
+    assert unknown(result) == {
         ("loras", "stack_a.safetensors", ("3 LoraStacker",)),
         ("loras", "stack_b.safetensors", ("3 LoraStacker",)),
+        (None, "what_is_this.safetensors", ("4 ImageMagic",)),
     }
-    assert any("what_is_this.safetensors" in w and "folder is unknown" in w for w in result.warnings)
 
 
 def test_ltx2_gemma_loader_puts_each_of_its_files_in_its_own_folder():
@@ -585,6 +602,112 @@ def test_power_lora_loader_style_values():
         ("loras", "off.safetensors", ("7 Power Lora Loader (rgthree) (off)",)),
     }
     assert refs(result)["loras", "off.safetensors"].inactive
+
+
+def test_power_lora_loader_rows_in_api_format():
+    result = scan_workflow(
+        {
+            "7": {
+                "class_type": "Power Lora Loader (rgthree)",
+                "inputs": {
+                    "PowerLoraLoaderHeaderWidget": {"type": "PowerLoraLoaderHeaderWidget"},
+                    "lora_1": {"on": True, "lora": "on.safetensors", "strength": 1},
+                    "lora_2": {"on": False, "lora": "off.safetensors", "strength": 1},
+                    "➕ Add Lora": "",
+                    "model": ["4", 0],
+                },
+            }
+        }
+    )
+    assert summary(result) == {
+        ("loras", "on.safetensors", ("7 Power Lora Loader (rgthree)",)),
+        ("loras", "off.safetensors", ("7 Power Lora Loader (rgthree) (off)",)),
+    }
+
+
+def test_stacker_rows_are_all_reported_and_switched_off_rows_inactive():
+    """Comfyroll's CR LoRA Stack: switch, file, model weight, clip weight, three times."""
+    values = ["On", "a.safetensors", 1, 1, "Off", "b.safetensors", 1, 1, "Off", "None", 1, 1]
+    in_ui = scan_workflow(ui([node(3, "CR LoRA Stack", values)]))
+    names = [f"{w}_{i}" for i in (1, 2, 3) for w in ("switch", "lora_name", "model_weight", "clip_weight")]
+    in_api = scan_workflow({"3": {"class_type": "CR LoRA Stack", "inputs": dict(zip(names, values, strict=True))}})
+    for result in (in_ui, in_api):
+        assert summary(result) == {
+            ("loras", "a.safetensors", ("3 CR LoRA Stack",)),
+            ("loras", "b.safetensors", ("3 CR LoRA Stack (off)",)),
+        }
+
+
+def test_files_a_node_downloads_itself_are_reported_as_managed_by_it():
+    detector, pose = "yolox_l.onnx", "dw-ll_ucoco_384_bs5.torchscript.pt"
+    in_ui = scan_workflow(ui([node(5, "DWPreprocessor", ["enable", "enable", "enable", 512, detector, pose])]))
+    in_api = scan_workflow(
+        {
+            "5": {
+                "class_type": "DWPreprocessor",
+                "inputs": {"bbox_detector": detector, "pose_estimator": pose, "image": ["1", 0]},
+            }
+        }
+    )
+    for result in (in_ui, in_api):
+        assert {(m.path, m.directory, m.folder_unknown) for m in result.models} == {
+            (detector, "", False),
+            (pose, "", False),
+        }
+        assert all(m.managed.startswith("custom_nodes/comfyui_controlnet_aux") for m in result.models)
+
+
+def test_no_model_file_is_dropped_whatever_node_holds_it():
+    """Unknown nodes, nested custom widget values, a known loader's extra widgets: every string
+    with a model-file extension is a ref; the folder the workflow does not say is left open,
+    with a guess from the node type, else the file name."""
+    wf = ui(
+        [
+            node(1, "MysteryNode", [["nested/in_a_list.safetensors", 2], {"weights": "in_an_object.gguf"}]),
+            node(2, "MysteryNode", ["my_model_vae.safetensors", "not a file", 3]),
+            node(3, "CheckpointLoaderSimple", ["base.safetensors", "left_over.bin"]),
+            node(4, "SomeUpscaleThing", ["4x-UltraSharp.pth"]),
+        ]
+    )
+    result = scan_workflow(wf)
+    assert known(result) == {("checkpoints", "base.safetensors", ("3 CheckpointLoaderSimple",))}
+    assert unknown(result) == {
+        (None, "nested/in_a_list.safetensors", ("1 MysteryNode",)),
+        (None, "in_an_object.gguf", ("1 MysteryNode",)),
+        ("vae", "my_model_vae.safetensors", ("2 MysteryNode",)),
+        ("checkpoints", "left_over.bin", ("3 CheckpointLoaderSimple",)),
+        ("upscale_models", "4x-UltraSharp.pth", ("4 SomeUpscaleThing",)),
+    }
+    api = scan_workflow({"9": {"class_type": "FaceThing", "inputs": {"weights": "face.onnx", "image": ["1", 0]}}})
+    assert unknown(api) == {(None, "face.onnx", ("9 FaceThing",))}
+
+
+def test_a_file_of_unknown_folder_takes_the_folder_another_node_loads_it_from():
+    wf = ui([node(1, "MysteryNode", ["shared.safetensors"]), node(2, "LoraLoader", ["shared.safetensors", 1, 1])])
+    assert summary(scan_workflow(wf)) == {("loras", "shared.safetensors", ("2 LoraLoader", "1 MysteryNode"))}
+
+
+def test_a_file_of_unknown_folder_takes_the_folder_the_workflow_metadata_gives():
+    url = "https://huggingface.co/org/repo/resolve/main/"
+    wf = ui(
+        [
+            node(
+                1,
+                "MysteryNode",
+                ["node_meta.safetensors"],
+                properties={"models": [{"name": "node_meta.safetensors", "directory": "loras", "url": url + "a"}]},
+            ),
+            node(2, "MysteryNode", ["top_meta.safetensors"]),
+        ],
+        models=[{"name": "top_meta.safetensors", "directory": "checkpoints/SDXL", "url": url + "b"}],
+    )
+    result = scan_workflow(wf)
+    assert summary(result) == {
+        ("loras", "node_meta.safetensors", ("1 MysteryNode",)),
+        # the node's own name is what ComfyUI loads, as for a ref of known folder
+        ("checkpoints", "top_meta.safetensors", ("2 MysteryNode",)),
+    }
+    assert {m.url for m in result.models} == {url + "a", url + "b"}
 
 
 def test_every_loader_entry_is_well_formed():
@@ -657,6 +780,8 @@ def test_widget_fed_by_links():
         ("checkpoints", "prim.safetensors", ("11 CheckpointLoaderSimple",)),
         ("loras", "via_reroute.safetensors", ("14 LoraLoader",)),
         ("vae", "dangling.safetensors", ("17 VAELoader",)),
+        # the switch's own value, whatever it passes on at run time
+        ("", "computed.safetensors", ("15 ModelListSwitch",)),
     }
     assert any(w.startswith("16 VAELoader") and "link" in w for w in result.warnings)
 

@@ -116,6 +116,70 @@ def test_models_no_preset_provides_keep_their_url(scanned, catalogue, client):
     assert flux["missing_count"] == len(flux["missing_models"]) - 1
 
 
+CUSTOM_NODES = {
+    "1": {"class_type": "MysteryNode", "inputs": {"weights": "on_disk.safetensors"}},
+    "2": {"class_type": "MysteryNode", "inputs": {"weights": "umt5_xxl_fp8_e4m3fn_scaled.safetensors"}},
+    "3": {"class_type": "FancyUpscaleThing", "inputs": {"model_name": "guessed.pth"}},
+    "4": {"class_type": "MysteryNode", "inputs": {"weights": "nowhere.safetensors"}},
+    "5": {"class_type": "MysteryNode", "inputs": {"weights": "in_two_folders.safetensors"}},
+    "6": {"class_type": "DWPreprocessor", "inputs": {"bbox_detector": "yolox_l.onnx", "image": ["9", 0]}},
+}
+
+
+def test_a_file_of_unknown_folder_is_looked_for_on_disk_then_in_the_catalogue_then_guessed(
+    template_dir, model_file, catalogue, client
+):
+    (template_dir / "custom.json").write_text(json.dumps(CUSTOM_NODES))
+    library.scan_directories()
+    model_file("loras/on_disk.safetensors")
+    model_file("checkpoints/in_two_folders.safetensors")
+    model_file("loras/in_two_folders.safetensors")
+    report = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "custom")
+    assert report["models_total"] == 6 and report["missing_count"] == 3
+    missing = {m["path"]: (m["directory"], m["folder_source"], bool(m["presets"])) for m in report["missing_models"]}
+    assert missing == {
+        "umt5_xxl_fp8_e4m3fn_scaled.safetensors": ("text_encoders", "catalogue", True),
+        "guessed.pth": ("upscale_models", "guess", False),
+        "nowhere.safetensors": ("", None, False),
+    }
+    # on disk in one folder: that folder; in two: the folder left open; installed either way
+    template = Template.objects.get(name="custom")
+    checked = {m["path"]: m for m in library.Checker().check([library.as_ref(r) for r in template.models.all()])}
+    on_disk, in_two = checked["on_disk.safetensors"], checked["in_two_folders.safetensors"]
+    assert (on_disk["directory"], on_disk["folder_source"], on_disk["installed"]) == ("loras", "disk", True)
+    assert (in_two["directory"], in_two["folder_source"], in_two["installed"]) == ("", None, True)
+    detail = client.get(f"/api/workflows/templates/{report['id']}/missing-models").json()
+    assert detail["managed_models"][0]["path"] == "yolox_l.onnx" and detail["managed_models"][0]["installed"] is None
+
+
+def test_a_file_of_unknown_folder_is_matched_to_presets_by_file_name(catalogue):
+    checker = library.Checker()
+    (checked,) = checker.check([as_open_ref("umt5_xxl_fp8_e4m3fn_scaled.safetensors")])
+    assert checked["folder_source"] == "catalogue" and "WAN_2_1_T2V_14B" in checked["presets"]
+    providers = checker.index.providers(as_open_ref("umt5_xxl_fp8_e4m3fn_scaled.safetensors"))
+    assert providers == checked["presets"]
+
+
+def as_open_ref(name):
+    return library.ModelRef(name=name, directory="", path=name, nodes=("1 MysteryNode",))
+
+
+def test_files_nodes_download_themselves_never_make_a_workflow_incompatible(template_dir, user_client):
+    (template_dir / "custom.json").write_text(json.dumps({"6": CUSTOM_NODES["6"]}))
+    library.scan_directories()
+    report = next(t for t in user_client.get("/api/workflows/templates").json()["templates"] if t["name"] == "custom")
+    assert report["compatible"] is True and report["missing_models"] == []
+    card = card_of(user_client.get("/templates/").content.decode(), "custom")
+    assert "yolox_l.onnx" in card and "Downloaded by their nodes" in card and "DWPreprocessor #6" in card
+
+
+def test_the_page_says_when_a_files_folder_is_unknown(template_dir, user_client):
+    (template_dir / "custom.json").write_text(json.dumps({"4": CUSTOM_NODES["4"]}))
+    library.scan_directories()
+    card = card_of(user_client.get("/templates/").content.decode(), "custom")
+    assert "<code>nowhere.safetensors</code>" in card and "folder unknown" in card and "1 missing" in card
+
+
 def test_install_missing_queues_one_job_per_preset_without_duplicates(template_dir, catalogue, user_client):
     library.scan_directories()
     wan = Template.objects.get(name="api_wan_video")

@@ -8,7 +8,7 @@ from django.db import models, transaction
 from presets.catalogue import MAX_LENGTHS, preset_id_reason, unsafe_url_reason
 from presets.signals import presets_deleting
 from presets.sizes import MAX_BYTES, parse_size
-from storage import ModelRoots, unsafe_path_reason
+from storage import ModelRoots, canonical_folder, unsafe_path_reason
 
 
 def validate_size(value):
@@ -323,6 +323,16 @@ def mark_corrupt(path, expected_sha256, actual_sha256, size):
     CorruptFile.objects.update_or_create(
         path=path, defaults={"expected_sha256": expected_sha256, "actual_sha256": actual_sha256, "size": size}
     )
+
+
+def corrupt_files():
+    """The files a verify found corrupt, as ``<canonical folder>/<name>`` keys (a workflow may
+    name a file's folder by its legacy name, the catalogue by its new one)."""
+    keys = set()
+    for path in CorruptFile.objects.values_list("path", flat=True):
+        folder, _, name = path.partition("/")
+        keys.add(f"{canonical_folder(folder)}/{name}")
+    return keys
 
 
 def clear_corrupt(paths):

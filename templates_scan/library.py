@@ -10,7 +10,7 @@ from django.db import transaction
 
 from downloads.models import DownloadJob
 from downloads.queue import QueueError, install
-from presets.models import Preset, PresetFile, model_roots
+from presets.models import Preset, PresetFile, corrupt_files, model_roots
 from presets.sizes import human_size
 from storage import canonical_folder
 from templates_scan.models import ModelReference, Template
@@ -151,6 +151,7 @@ class Checker:
         self.index = PresetIndex()
         self.found = {}
         self._on_disk = None
+        self.corrupt = corrupt_files()
 
     def on_disk(self, path):
         """The folders holding a file at this path, from one walk of the model directories made
@@ -191,7 +192,9 @@ class Checker:
             if ref.unsafe:
                 self.found[key] = False
             elif ref.directory:
-                self.found[key] = self.roots.locate(ref) is not None
+                # A file a verify found corrupt is on disk, yet not installed (as for presets).
+                marked = f"{canonical_folder(ref.directory)}/{ref.path}" in self.corrupt
+                self.found[key] = not marked and self.roots.locate(ref) is not None
             else:
                 self.found[key] = bool(self.on_disk(ref.path))
         return self.found[key]

@@ -13,7 +13,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from downloads.models import DownloadJob
-from presets.models import Preset
+from presets.models import Preset, mark_corrupt
 from presets.refresh import refresh_from_file
 from presets.sizes import human_size
 from templates_scan import library
@@ -103,6 +103,15 @@ def test_models_in_legacy_and_extra_folders_count_as_installed(model_file, scann
     wan = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "api_wan_video")
     missing = {m["path"] for m in wan["missing_models"]}
     assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" not in missing and "wan_2.1_vae.safetensors" not in missing
+
+
+def test_a_model_a_verify_found_corrupt_is_missing_for_workflows_too(model_file, scanned, client):
+    model_file("clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")  # its legacy folder: the same file
+    mark_corrupt("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "a" * 64, "b" * 64, 10)
+
+    wan = next(t for t in client.get("/api/workflows/templates").json()["templates"] if t["name"] == "api_wan_video")
+
+    assert "umt5_xxl_fp8_e4m3fn_scaled.safetensors" in {m["path"] for m in wan["missing_models"]}
 
 
 def test_models_no_preset_provides_keep_their_url(scanned, catalogue, client):

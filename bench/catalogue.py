@@ -10,9 +10,8 @@ import argparse
 import shutil
 import statistics
 import sys
-import time
 
-from throwaway import setup_django
+from throwaway import setup_django, timed
 
 
 def generated_catalogue(count, variant=0):
@@ -66,15 +65,6 @@ def generated_catalogue(count, variant=0):
     return yaml.safe_dump(
         {"metadata": {"version": f"9.{variant}.0"}, "categories": categories, "presets": presets}, sort_keys=False
     )
-
-
-def timed(function, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return times, result
 
 
 def main():

@@ -15,9 +15,8 @@ import os
 import shutil
 import statistics
 import sys
-import time
 
-from throwaway import setup_django
+from throwaway import setup_django, timed
 
 SHA = "ab" * 32
 
@@ -67,15 +66,6 @@ def build_catalogue(written, presets):
     PresetFile.objects.bulk_create(files)
     # Two files of the same size and catalogue sha256: one duplicate pair for the answer to find.
     PresetFile.objects.filter(path__in=written[2:4]).update(sha256=SHA)
-
-
-def timed(call, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
-    return times, result
 
 
 def main():

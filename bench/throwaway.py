@@ -1,8 +1,10 @@
-"""A throw-away Django setup for the benchmarks: a temp data dir and SQLite database, migrated."""
+"""What the Django benchmarks share: a throw-away setup (a temp data dir and SQLite database,
+migrated) and the timing of a call."""
 
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,3 +26,13 @@ def setup_django(prefix):
     django.setup()
     call_command("migrate", verbosity=0)
     return workdir
+
+
+def timed(call, runs):
+    """Run `call` `runs` times: (the seconds each took, what the last one returned)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - start)
+    return times, result

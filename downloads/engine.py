@@ -1062,9 +1062,12 @@ class _Ranges:
     def _write(self, exchange, segment, data) -> None:
         view = memoryview(data)[: segment.left]
         try:
-            for cut in range(0, len(view), _WRITE_SLICE):
-                piece = view[cut : cut + _WRITE_SLICE]
-                os.pwrite(self.fd, piece, segment.pos + cut)
+            # One call per chunk: each call lets go of the GIL and takes it back, and behind
+            # several busy connection threads taking it back is what costs (8 connections
+            # over loopback ran at 0.7x one connection with 64 KiB slices).
+            written = 0
+            while written < len(view):  # a short write (the disk filling up) goes on, or raises
+                written += os.pwrite(self.fd, view[written:], segment.pos + written)
         except OSError as exc:
             raise _write_error(exc, self.part, True) from None
         self.plan.wrote(segment, len(view))
